@@ -49,3 +49,13 @@ impl DecodeError {
         }
     }
 }
+
+/// What one input (an MQTT message, a serial line) decoded to.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Decoded {
+    /// Events in the order they happened; may be empty (e.g. a packet type that carries nothing).
+    pub events: Vec<crate::event::Event>,
+    /// A key that identifies this input across relays and redeliveries (e.g. a Meshtastic packet
+    /// id). The store drops an input whose key it has seen recently.
+    pub dedup_key: Option<String>,
+}
