@@ -3,6 +3,10 @@
 
 use thiserror::Error;
 
+pub mod at_modem;
+pub mod framer;
+pub mod gpsd;
+
 /// Why an input produced no event. `reason()` is the counter label.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum DecodeError {
