@@ -1,6 +1,10 @@
 //! Decoders: bytes or text in, [`Event`](crate::event::Event)s out. Sans-I/O (no tokio, no
 //! sockets), so they can be fuzzed, benchmarked and run offline by `outpost decode`.
 
+pub mod json;
+pub mod meshtastic;
+pub mod owntracks;
+
 use thiserror::Error;
 
 pub mod at_modem;
