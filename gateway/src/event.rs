@@ -89,18 +89,33 @@ pub enum PresenceState {
 pub struct Location {
     pub lat: f64,
     pub lon: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_num"
+    )]
     pub alt: Option<f64>,
     /// m/s
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_num"
+    )]
     pub speed: Option<f64>,
     /// degrees true
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_num"
+    )]
     pub course: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_num"
+    )]
     pub hdop: Option<f64>,
     /// metres
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_num"
+    )]
     pub acc: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<Fix>,
@@ -112,25 +127,43 @@ pub struct Location {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Status {
     /// percent
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_num"
+    )]
     pub battery: Option<f64>,
     /// volts
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_num"
+    )]
     pub voltage: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub charging: Option<bool>,
     /// dBm
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_num"
+    )]
     pub rssi: Option<f64>,
     /// dB
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_num"
+    )]
     pub snr: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_num"
+    )]
     pub ber: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<serde_json::Value>,
     /// °C
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_num"
+    )]
     pub temperature: Option<f64>,
     /// seconds
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -165,9 +198,15 @@ pub struct Alert {
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_num"
+    )]
     pub lat: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_num"
+    )]
     pub lon: Option<f64>,
 }
 
@@ -242,13 +281,25 @@ pub fn format_ts(ts: DateTime<Utc>) -> String {
     ts.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Whole numbers print without a fraction (`77`, not `77.0`): what devices sent, and smaller.
+fn ser_opt_num<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => s.serialize_i64(*x as i64),
+        Some(x) => s.serialize_f64(*x),
+        None => s.serialize_none(),
+    }
+}
+
 fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_ts(*ts))
 }
 
 /// True when `lat`/`lon` are finite WGS84 degrees.
 pub fn valid_position(lat: f64, lon: f64) -> bool {
-    lat.is_finite() && lon.is_finite() && (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)
+    lat.is_finite()
+        && lon.is_finite()
+        && (-90.0..=90.0).contains(&lat)
+        && (-180.0..=180.0).contains(&lon)
 }
 
 #[cfg(test)]
@@ -274,6 +325,9 @@ mod tests {
             r#"{"dev":"phone1","class":"location","lat":52.5,"lon":13.25,"sats":7,"ts":"2023-11-14T22:13:20.123Z","ts_src":"device"}"#
         );
         let stored = e.to_stored_json(Utc.timestamp_millis_opt(1_700_000_001_000).unwrap());
-        assert!(stored.ends_with(r#","rx":"2023-11-14T22:13:21.000Z"}"#), "{stored}");
+        assert!(
+            stored.ends_with(r#","rx":"2023-11-14T22:13:21.000Z"}"#),
+            "{stored}"
+        );
     }
 }

@@ -4,8 +4,32 @@
 //! keep it durably in a local Redis, forward it to the regional hub over MQTT.
 //!
 //! # Layout
-//! - [`event`]: the event model every decoder produces and the uplink carries.
-//! - [`decode`]: sans-I/O decoders (bytes/text in, events out).
+//! Data flows left to right:
+//! `ingest` (sources) → `decode` → `store` (Redis outbox) → `uplink` (hub).
+//!
+//! - [`config`]: `gateway.toml` and device profiles, parsed then validated (`file:line:col`).
+//! - [`ingest`]: sources — the device MQTT broker (manual acks after Redis accepted), serial
+//!   lines — and [`ingest::accept`], the one path into the store.
+//! - [`decode`]: sans-I/O decoders (bytes/text in, [`event::Event`]s out).
+//! - [`event`]: the event model every decoder produces and the uplink carries (SPEC §5).
+//! - [`store`]: Redis — outbox streams per class, latest state, geo index, presence deadlines.
+//! - [`uplink`]: drains the outbox to the hub in class order with an in-flight window.
+//! - [`presence`]: offline after the profile's timeout, online again on the next report.
+//! - [`ops`]: metrics (and the `/metrics`, `/healthz` endpoint).
+//! - [`daemon`]: `outpost run` — starts it all under one cancellation token.
+//! - [`util`]: backoff, rate-limited logs, hashing.
 
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod daemon;
 pub mod decode;
 pub mod event;
+pub mod ingest;
+pub mod mqtt_opts;
+pub mod ops;
+pub mod presence;
+pub mod store;
+pub mod tls;
+pub mod uplink;
+pub mod util;

@@ -1,1 +1,62 @@
-fn main(){}
+//! The `outpost` binary: parse the command line, start tracing, call into the library, map
+//! errors to exit codes (0 success, 1 invalid input or config, 2 runtime failure).
+
+use clap::{Parser, Subcommand};
+use outpost::cli;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Outpost: edge gateway for field devices.
+#[derive(Parser)]
+#[command(name = "outpost", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway daemon.
+    Run {
+        /// Config file.
+        #[arg(short, long, default_value = outpost::config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Validate the config and every profile it uses.
+    Check {
+        #[arg(short, long, default_value = outpost::config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Decode a device capture with a profile and print events as JSON lines.
+    Decode {
+        /// Profile name or path.
+        #[arg(short, long)]
+        profile: String,
+        /// Config whose profiles folder is searched for a profile name.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Capture file (default: standard input).
+        file: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::init_tracing();
+    let result = match cli.command {
+        Command::Run { config } => cli::run(&config),
+        Command::Check { config } => cli::check(&config),
+        Command::Decode {
+            profile,
+            config,
+            file,
+        } => cli::decode(&profile, config.as_deref(), file.as_deref()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("outpost: {e:#}");
+            ExitCode::from(cli::exit_code(&e))
+        }
+    }
+}

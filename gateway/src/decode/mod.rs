@@ -1,10 +1,12 @@
 //! Decoders: bytes or text in, [`Event`](crate::event::Event)s out. Sans-I/O (no tokio, no
 //! sockets), so they can be fuzzed, benchmarked and run offline by `outpost decode`.
 
+mod dispatch;
 pub mod json;
 pub mod meshtastic;
 pub mod owntracks;
 
+pub use dispatch::MqttDecoder;
 use thiserror::Error;
 
 pub mod at_modem;

@@ -1,0 +1,189 @@
+//! `outpost decode`: the technician's offline check of a profile against a capture (SPEC §2).
+//! Events go to stdout as JSON lines (without `id`/`rx`), problems to stderr with line numbers.
+
+use super::InvalidInput;
+use crate::config::{profile::Profile, resolve_profile, DecoderKind};
+use crate::decode::{at_modem, gpsd::GpsdDecoder, MqttDecoder};
+use crate::event::Event;
+use crate::ingest::topic::{matches, DeviceIdTemplate};
+use anyhow::Context as _;
+use chrono::Utc;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Runs `outpost decode -p PROFILE [-c CONFIG] [FILE]`.
+pub fn decode(
+    profile: &str,
+    config: Option<&Path>,
+    file: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let path = find_profile(profile, config)?;
+    let profile = Profile::load(&path).map_err(|p| InvalidInput(p.to_string()))?;
+    let mut input = Vec::new();
+    match file {
+        Some(f) => {
+            std::fs::File::open(f)
+                .and_then(|mut h| h.read_to_end(&mut input))
+                .map_err(|e| InvalidInput(format!("{}: {e}", f.display())))?;
+        }
+        None => {
+            std::io::stdin()
+                .read_to_end(&mut input)
+                .context("reading stdin")?;
+        }
+    }
+    let mut out = Output::new();
+    let dev = "dev";
+    match profile.decoder {
+        k if k.is_mqtt() => decode_mqtt(&profile, &input, &mut out)?,
+        DecoderKind::AtModem => {
+            let text = String::from_utf8_lossy(&input);
+            for (i, r) in at_modem::decode_transcript(dev, &text, Utc::now())
+                .into_iter()
+                .enumerate()
+            {
+                out.result(i + 1, r.map(Some));
+            }
+        }
+        DecoderKind::Gpsd => {
+            let mut d = GpsdDecoder::new();
+            for (i, line) in String::from_utf8_lossy(&input).lines().enumerate() {
+                out.result(i + 1, d.push_line(dev, line, Utc::now()));
+            }
+        }
+        DecoderKind::Nmea => {
+            return Err(InvalidInput("nmea decoding is not built yet".into()).into())
+        }
+        _ => unreachable!("every decoder kind is handled above"),
+    }
+    out.finish()
+}
+
+fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Result<()> {
+    let decoder = MqttDecoder::from_profile(profile)?;
+    let filter = profile.topic().unwrap_or("#");
+    let template = match profile.device_id_template() {
+        Some(t) => DeviceIdTemplate::parse(t).map_err(InvalidInput)?,
+        None => DeviceIdTemplate::last_level(),
+    };
+    for (i, line) in input.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() || line.starts_with(b"#") {
+            continue;
+        }
+        let n = i + 1;
+        let Some(sp) = line.iter().position(|b| *b == b' ') else {
+            out.problem(n, "expected `TOPIC PAYLOAD`");
+            continue;
+        };
+        let (topic, payload) = (String::from_utf8_lossy(&line[..sp]), &line[sp + 1..]);
+        if !matches(filter, &topic) {
+            out.problem(
+                n,
+                &format!("topic {topic:?} does not match the profile's filter {filter:?}"),
+            );
+            continue;
+        }
+        let Some(dev) = template.apply(&topic) else {
+            out.problem(n, &format!("no device id in topic {topic:?}"));
+            continue;
+        };
+        match decoder.decode(&dev, payload, Utc::now()) {
+            Ok(d) => d.events.iter().for_each(|e| out.event(e)),
+            Err(e) => out.problem(n, &format!("{}: {e}", e.reason())),
+        }
+    }
+    Ok(())
+}
+
+/// A profile argument: a path, or a name in the config's profiles folder, `./device-profiles`,
+/// or `/etc/outpost/device-profiles` (SPEC §2).
+fn find_profile(name: &str, config: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let cwd = Path::new(".");
+    if name.contains('/') || name.ends_with(".toml") {
+        return Ok(PathBuf::from(name));
+    }
+    let dirs: Vec<PathBuf> = match config {
+        Some(c) => vec![profiles_dir_of(c)?],
+        None => vec![
+            PathBuf::from("device-profiles"),
+            PathBuf::from("/etc/outpost/device-profiles"),
+        ],
+    };
+    dirs.iter()
+        .map(|d| resolve_profile(name, d, cwd))
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            InvalidInput(format!(
+                "profile {name:?} not found in {}",
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into()
+        })
+}
+
+fn profiles_dir_of(config: &Path) -> anyhow::Result<PathBuf> {
+    #[derive(serde::Deserialize)]
+    struct Partial {
+        gateway: Gw,
+    }
+    #[derive(serde::Deserialize)]
+    struct Gw {
+        profiles: Option<String>,
+    }
+    let src = std::fs::read_to_string(config)
+        .map_err(|e| InvalidInput(format!("{}: {e}", config.display())))?;
+    let p: Partial = toml::from_str(&src)
+        .map_err(|e| InvalidInput(format!("{}: {}", config.display(), e.message())))?;
+    let base = config.parent().unwrap_or(Path::new("."));
+    Ok(base.join(
+        p.gateway
+            .profiles
+            .unwrap_or_else(|| "/etc/outpost/device-profiles".into()),
+    ))
+}
+
+/// Buffered stdout for events, stderr for problems, a closing count.
+struct Output {
+    w: BufWriter<std::io::Stdout>,
+    events: usize,
+    problems: usize,
+}
+
+impl Output {
+    fn new() -> Self {
+        Output {
+            w: BufWriter::new(std::io::stdout()),
+            events: 0,
+            problems: 0,
+        }
+    }
+
+    fn event(&mut self, e: &Event) {
+        self.events += 1;
+        let _ = writeln!(self.w, "{}", e.to_json());
+    }
+
+    fn problem(&mut self, line: usize, msg: &str) {
+        self.problems += 1;
+        eprintln!("line {line}: {msg}");
+    }
+
+    fn result(&mut self, line: usize, r: Result<Option<Event>, crate::decode::DecodeError>) {
+        match r {
+            Ok(Some(e)) => self.event(&e),
+            Ok(None) => {}
+            Err(e) => self.problem(line, &format!("{}: {e}", e.reason())),
+        }
+    }
+
+    fn finish(mut self) -> anyhow::Result<ExitCode> {
+        self.w.flush()?;
+        eprintln!("{} events, {} problems", self.events, self.problems);
+        Ok(ExitCode::SUCCESS)
+    }
+}

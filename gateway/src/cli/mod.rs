@@ -1,0 +1,85 @@
+//! The commands behind `main`: each returns an exit code or an error that
+//! [`exit_code`] maps (1 invalid input or config, 2 runtime failure).
+
+mod decode;
+
+pub use decode::decode;
+
+use crate::config::{ConfigError, Settings};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Invalid input: exit code 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+/// 1 for invalid config or input, 2 for everything else.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<ConfigError>().is_some() || e.downcast_ref::<InvalidInput>().is_some() {
+        1
+    } else {
+        2
+    }
+}
+
+/// Logs to stderr, without colours when not a terminal (journald-friendly); `RUST_LOG`
+/// filters, `OUTPOST_LOG_FORMAT=json` switches to JSON lines.
+pub fn init_tracing() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if std::env::var("OUTPOST_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// `outpost run`.
+pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(config)?;
+    runtime()?.block_on(crate::daemon::run(settings))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `outpost check`: every problem as `file:line:col: message`; exit 1 when any.
+pub fn check(config: &Path) -> anyhow::Result<ExitCode> {
+    match Settings::load(config) {
+        Ok(s) => {
+            let profiles: std::collections::BTreeSet<_> = s
+                .mqtt
+                .iter()
+                .map(|m| m.profile.path.display().to_string())
+                .chain(
+                    s.serial
+                        .iter()
+                        .map(|d| d.profile.path.display().to_string()),
+                )
+                .collect();
+            println!(
+                "{}: ok ({} profiles checked)",
+                config.display(),
+                profiles.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ConfigError(problems)) => {
+            for l in ConfigError(problems).lines() {
+                println!("{l}");
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Phase one of the configuration: `gateway.toml` as written, with serde defaults and
+//! `deny_unknown_fields` so a misspelt key is an error with its position (SPEC §3).
+
+use serde::Deserialize;
+use std::time::Duration;
+use toml::Spanned;
+
+/// The whole `gateway.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub gateway: RawGateway,
+    #[serde(default)]
+    pub redis: RawRedis,
+    pub devices_mqtt: Option<RawDevicesMqtt>,
+    pub uplink: RawUplink,
+    #[serde(default)]
+    pub buffer: RawBuffer,
+    #[serde(default)]
+    pub ops: RawOps,
+    #[serde(default)]
+    pub serial: Vec<RawSerial>,
+    #[serde(default)]
+    pub mqtt: Vec<RawMqtt>,
+}
+
+/// `[gateway]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    pub id: Spanned<String>,
+    #[serde(default = "default_profiles")]
+    pub profiles: Spanned<String>,
+}
+
+fn default_profiles() -> Spanned<String> {
+    Spanned::new(0..0, "/etc/outpost/device-profiles".to_string())
+}
+
+/// `[redis]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRedis {
+    pub url: Spanned<String>,
+    pub prefix: Spanned<String>,
+}
+
+impl Default for RawRedis {
+    fn default() -> Self {
+        RawRedis {
+            url: Spanned::new(0..0, "redis://127.0.0.1:6379/0".into()),
+            prefix: Spanned::new(0..0, "outpost".into()),
+        }
+    }
+}
+
+/// `[devices_mqtt]`: the broker field devices publish to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevicesMqtt {
+    #[serde(default = "default_devices_url")]
+    pub url: Spanned<String>,
+    pub client_id: Option<Spanned<String>>,
+    pub username: Option<String>,
+    pub password_file: Option<Spanned<String>>,
+    #[serde(default = "default_keep_alive", with = "humantime_serde")]
+    pub keep_alive: Duration,
+}
+
+fn default_devices_url() -> Spanned<String> {
+    Spanned::new(0..0, "mqtt://127.0.0.1:1883".into())
+}
+
+fn default_keep_alive() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// `[uplink]`: the regional hub.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUplink {
+    pub url: Spanned<String>,
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: Spanned<String>,
+    pub client_id: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub cert_file: Option<Spanned<String>>,
+    pub key_file: Option<Spanned<String>>,
+    pub username: Option<String>,
+    pub password_file: Option<Spanned<String>>,
+    #[serde(default = "default_keep_alive", with = "humantime_serde")]
+    pub keep_alive: Duration,
+    #[serde(default = "default_batch_max")]
+    pub batch_max_events: Spanned<i64>,
+    #[serde(default = "default_inflight")]
+    pub inflight: Spanned<i64>,
+}
+
+fn default_topic_prefix() -> Spanned<String> {
+    Spanned::new(0..0, "outpost/v1".into())
+}
+
+fn default_batch_max() -> Spanned<i64> {
+    Spanned::new(0..0, 256)
+}
+
+fn default_inflight() -> Spanned<i64> {
+    Spanned::new(0..0, 8)
+}
+
+/// `[buffer]`: the outbox budget (SPEC §6).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBuffer {
+    pub max_events: Spanned<i64>,
+}
+
+impl Default for RawBuffer {
+    fn default() -> Self {
+        RawBuffer {
+            max_events: Spanned::new(0..0, 2_000_000),
+        }
+    }
+}
+
+/// `[ops]`: metrics and health endpoint.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOps {
+    pub listen: Option<Spanned<String>>,
+}
+
+/// `[[serial]]`: one serial device.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSerial {
+    pub device: Spanned<String>,
+    pub path: Spanned<String>,
+    pub profile: Spanned<String>,
+    pub baud: Option<Spanned<i64>>,
+}
+
+/// `[[mqtt]]`: devices reached through the device broker.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqtt {
+    pub profile: Spanned<String>,
+    pub topic: Option<Spanned<String>>,
+}

@@ -1,0 +1,20 @@
+//! What every long-lived component receives (STYLE 9: no global mutable state).
+
+use crate::config::Settings;
+use crate::ops::Metrics;
+use crate::store::Store;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Shared handles of one running gateway.
+#[derive(Clone)]
+pub struct Context {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    /// Woken whenever new entries are in the outbox (the uplink drains on it).
+    pub outbox: Arc<Notify>,
+    /// Cancelled on shutdown; every task selects on it.
+    pub token: CancellationToken,
+}

@@ -1,0 +1,64 @@
+//! Ingest: sources (the device MQTT broker, serial lines) turn inputs into events, and
+//! [`accept`] writes them to the store. An input is acknowledged to its source only once the
+//! store has accepted it (SPEC §6).
+
+pub mod mqtt;
+pub mod topic;
+
+use crate::context::Context;
+use crate::store::{IngestItem, Outcome};
+use crate::util::backoff::Backoff;
+use std::time::Duration;
+use tracing::warn;
+
+/// Writes `items` to the store, retrying through Redis outages with backoff. Returns `None` only
+/// when cancelled before the write succeeded (the caller must then not acknowledge).
+///
+/// A retry may follow a write that did land (the reply was lost): every retried item is marked
+/// `maybe_duplicate`, so the store recognises it by its input hash and stores it once.
+pub async fn accept(ctx: &Context, items: &mut [IngestItem]) -> Option<Vec<Outcome>> {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        match ctx.store.ingest(items).await {
+            Ok(outcomes) => {
+                for (item, o) in items.iter().zip(&outcomes) {
+                    match o {
+                        Outcome::Stored(_) => {
+                            for e in &item.events {
+                                ctx.metrics.add_accepted(e.class(), 1);
+                            }
+                        }
+                        Outcome::Duplicate => {
+                            ctx.metrics
+                                .duplicates
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Outcome::Full(_) => {
+                            ctx.metrics
+                                .refused
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
+                if outcomes
+                    .iter()
+                    .any(|o| matches!(o, Outcome::Stored(ids) if !ids.is_empty()))
+                {
+                    ctx.outbox.notify_one();
+                }
+                return Some(outcomes);
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                warn!(error = %e, retry_in = ?delay, "redis write failed; holding inputs unacknowledged");
+                for i in items.iter_mut() {
+                    i.maybe_duplicate = true;
+                }
+                tokio::select! {
+                    _ = ctx.token.cancelled() => return None,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}

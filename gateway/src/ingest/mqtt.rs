@@ -1,0 +1,281 @@
+//! The device broker source: a persistent MQTT session (fixed client id, clean session off)
+//! with manual acks. One task owns the rumqttc event loop (STYLE 8); a worker task decodes,
+//! writes to the store and only then acknowledges (SPEC §6).
+
+use super::topic::{matches, DeviceIdTemplate};
+use crate::config::{Broker, MqttSource};
+use crate::context::Context;
+use crate::decode::MqttDecoder;
+use crate::store::{IngestItem, Outcome};
+use crate::util::{backoff::Backoff, input_hash, ratelimit::LogGate};
+use chrono::Utc;
+use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// Inputs waiting between the event loop and the worker. The broker bounds what is in flight
+/// to us (unacknowledged QoS 1), so this never fills in practice; if it does, the event loop
+/// waits (backpressure), it does not drop.
+const QUEUE: usize = 4096;
+/// Inputs written to Redis in one pipeline.
+const BATCH: usize = 512;
+/// Largest MQTT packet read from the device broker; bigger payloads are still read (and
+/// dropped as `too_large` by the decoder) so one oversized message cannot wedge the session.
+const MAX_INCOMING: usize = 64 * 1024 * 1024;
+
+/// One `[[mqtt]]` source, ready to route topics.
+pub struct Route {
+    pub filter: String,
+    pub profile: Arc<crate::config::Profile>,
+    pub device_id: DeviceIdTemplate,
+    pub decoder: MqttDecoder,
+}
+
+impl Route {
+    /// Builds the route of a configured source.
+    pub fn new(src: &MqttSource) -> anyhow::Result<Route> {
+        let device_id = match src.profile.device_id_template() {
+            Some(t) => DeviceIdTemplate::parse(t).map_err(anyhow::Error::msg)?,
+            None => DeviceIdTemplate::last_level(),
+        };
+        Ok(Route {
+            filter: src.topic.clone(),
+            decoder: MqttDecoder::from_profile(&src.profile)?,
+            profile: src.profile.clone(),
+            device_id,
+        })
+    }
+}
+
+/// Runs the device broker source until cancelled.
+pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Result<()> {
+    let mut opts = crate::mqtt_opts::options(&broker)?;
+    opts.set_clean_session(false)
+        .set_manual_acks(true)
+        .set_max_packet_size(MAX_INCOMING, 64 * 1024)
+        .set_request_channel_capacity(QUEUE);
+    let (client, mut eventloop) = AsyncClient::new(opts, QUEUE);
+    let (tx, rx) = mpsc::channel::<Publish>(QUEUE);
+    let routes = Arc::new(routes);
+    let worker = tokio::spawn(worker(ctx.clone(), client.clone(), routes.clone(), rx));
+    let mut backoff = Backoff::default();
+    let mut gate = LogGate::default();
+    let mut tx = Some(tx);
+    info!(broker = %format!("{}:{}", broker.host, broker.port), client_id = %broker.client_id, "connecting to device broker");
+    loop {
+        tokio::select! {
+            _ = ctx.token.cancelled(), if tx.is_some() => {
+                // Stop taking new inputs; keep polling so the worker's last acks go out.
+                tx = None;
+            }
+            _ = wait_finished(&worker), if tx.is_none() => break,
+            ev = eventloop.poll() => match ev {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    backoff.reset();
+                    ctx.metrics.devices_connects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    info!(session_present = ack.session_present, "device broker connected");
+                    for r in routes.iter() {
+                        if let Err(e) = client.try_subscribe(&r.filter, QoS::AtLeastOnce) {
+                            warn!(topic = %r.filter, error = %e, "subscribe request failed");
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if let Some(tx) = &tx {
+                        // Awaiting here is backpressure, bounded by the broker's in-flight window.
+                        let _ = tx.send(p).await;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    if let Some(s) = gate.check("devices-conn") {
+                        warn!(error = %e, retry_in = ?delay, suppressed = s, "device broker connection failed; retrying");
+                    }
+                    if tx.is_none() {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = ctx.token.cancelled() => {}
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Ok(ev) = eventloop.poll().await {
+            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    })
+    .await;
+    drop(tx);
+    let _ = worker.await;
+    info!("device broker source stopped");
+    Ok(())
+}
+
+async fn wait_finished(h: &tokio::task::JoinHandle<()>) {
+    while !h.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One input awaiting storage: its publish (acknowledged once every item is stored) and the
+/// items not yet stored.
+struct Input {
+    publish: Publish,
+    items: Vec<IngestItem>,
+}
+
+/// Decodes, stores, then acknowledges. Inputs refused for lack of room are kept
+/// unacknowledged (the broker keeps them too) and retried every second.
+async fn worker(
+    ctx: Context,
+    client: AsyncClient,
+    routes: Arc<Vec<Route>>,
+    mut rx: mpsc::Receiver<Publish>,
+) {
+    let mut buf = Vec::with_capacity(BATCH);
+    let mut refused: VecDeque<Input> = VecDeque::new();
+    let mut gate = LogGate::default();
+    loop {
+        let got = if refused.is_empty() {
+            rx.recv_many(&mut buf, BATCH).await
+        } else {
+            tokio::select! {
+                n = rx.recv_many(&mut buf, BATCH) => n,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => 0,
+            }
+        };
+        if got == 0 && refused.is_empty() && rx.is_closed() {
+            break;
+        }
+        let mut inputs: Vec<Input> = refused.drain(..).collect();
+        let mut to_ack = Vec::new();
+        let mut drops: Vec<(String, u64)> = Vec::new();
+        for p in buf.drain(..) {
+            match decode(&routes, &p) {
+                Ok(items) => inputs.push(Input { publish: p, items }),
+                Err(reason) => {
+                    ctx.metrics.add_drop(&reason.0, 1);
+                    drops.push((reason.0.clone(), 1));
+                    if let Some(s) = gate.check(&reason.0) {
+                        warn!(topic = %p.topic, reason = %reason.0, error = %reason.1, suppressed = s, "input dropped");
+                    }
+                    to_ack.push(p);
+                }
+            }
+        }
+        let mut items: Vec<IngestItem> = inputs
+            .iter()
+            .flat_map(|i| i.items.iter().cloned())
+            .collect();
+        if !items.is_empty() {
+            let Some(outcomes) = super::accept(&ctx, &mut items).await else {
+                break; // cancelled during a Redis outage: nothing acknowledged, the broker redelivers
+            };
+            let mut outcomes = outcomes.into_iter();
+            for mut input in inputs {
+                input.items.retain(|item| match outcomes.next() {
+                    Some(Outcome::Full(class)) => {
+                        if let Some(s) = gate.check("full") {
+                            warn!(dev = %item.dev, %class, suppressed = s, "outbox share full; input refused (kept at the broker)");
+                        }
+                        true
+                    }
+                    _ => false,
+                });
+                if input.items.is_empty() {
+                    to_ack.push(input.publish);
+                } else {
+                    refused.push_back(input);
+                }
+            }
+        }
+        if let Err(e) = ctx.store.count_drops(&drops).await {
+            debug!(error = %e, "could not count drops in redis");
+        }
+        for p in to_ack {
+            if p.qos != QoS::AtMostOnce {
+                let _ = client.ack(&p).await;
+            }
+        }
+    }
+}
+
+/// Why an input was dropped: (reason label, detail).
+struct Drop(String, String);
+
+fn decode(routes: &[Route], p: &Publish) -> Result<Vec<IngestItem>, Drop> {
+    let route = routes
+        .iter()
+        .find(|r| matches(&r.filter, &p.topic))
+        .ok_or_else(|| Drop("unknown_topic".into(), p.topic.clone()))?;
+    let dev = route
+        .device_id
+        .apply(&p.topic)
+        .ok_or_else(|| Drop("no_device_id".into(), p.topic.clone()))?;
+    let rx = Utc::now();
+    let decoded = route
+        .decoder
+        .decode(&dev, &p.payload, rx)
+        .map_err(|e| Drop(e.reason().into(), e.to_string()))?;
+    let hash = input_hash(&[p.topic.as_bytes(), &p.payload]);
+    let mut out: Vec<IngestItem> = Vec::new();
+    if decoded.events.is_empty() {
+        out.push(item(
+            route,
+            dev,
+            vec![],
+            &decoded.dedup_key,
+            hash,
+            p.dup,
+            rx,
+        ));
+        return Ok(out);
+    }
+    // Group events by device (a decoder may name the device, e.g. a Meshtastic sender).
+    for e in decoded.events {
+        match out.iter_mut().find(|i| i.dev == e.dev) {
+            Some(i) => i.events.push(e),
+            None => {
+                let d = e.dev.clone();
+                out.push(item(route, d, vec![e], &decoded.dedup_key, hash, p.dup, rx));
+            }
+        }
+    }
+    // Distinct hashes per device item, so a redelivery check is per item.
+    for (n, i) in out.iter_mut().enumerate().skip(1) {
+        i.input_hash = Some(hash.wrapping_add(n as u64));
+        i.dedup_key = i.dedup_key.as_ref().map(|k| format!("{k}:{n}"));
+    }
+    Ok(out)
+}
+
+fn item(
+    route: &Route,
+    dev: String,
+    events: Vec<crate::event::Event>,
+    dedup: &Option<String>,
+    hash: u64,
+    dup: bool,
+    rx: chrono::DateTime<Utc>,
+) -> IngestItem {
+    IngestItem {
+        dev,
+        profile: route.profile.name.clone(),
+        presence_timeout: route.profile.presence_timeout,
+        events,
+        dedup_key: dedup.clone(),
+        input_hash: Some(hash),
+        maybe_duplicate: dup,
+        rx,
+    }
+}

@@ -1,0 +1,244 @@
+//! The local Redis: the durable outbox and the gateway's picture of its devices.
+//! Key layout: `docs/redis-layout.md`. One multiplexed connection (a redis-rs
+//! `ConnectionManager`, which reconnects by itself); writes are pipelined Lua scripts so each
+//! input is accepted atomically.
+
+mod outbox;
+mod presence;
+
+pub use outbox::{next_id, parse_id, OutboxEntry};
+
+use crate::event::{format_ts, Body, Class, Event, Presence, PresenceState, TsSrc};
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use redis::{RedisError, Value};
+use std::time::Duration;
+use thiserror::Error;
+
+/// How many recent input hashes are kept to recognise redeliveries (more than any broker's
+/// in-flight window to one client; mosquitto's default is 20).
+pub const RECENT_CAP: usize = 8192;
+/// How long a decoder dedup key (e.g. a Meshtastic packet id) is remembered.
+pub const DEDUP_TTL_S: u64 = 3600;
+
+/// Store failures.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] RedisError),
+    #[error("unexpected reply from redis: {0}")]
+    Reply(String),
+}
+
+/// One input's events, ready to be accepted for one device.
+#[derive(Debug, Clone)]
+pub struct IngestItem {
+    pub dev: String,
+    pub profile: String,
+    pub presence_timeout: Duration,
+    pub events: Vec<Event>,
+    /// Decoder-level identity (e.g. Meshtastic packet id): dropped when seen recently.
+    pub dedup_key: Option<String>,
+    /// Identity of the raw input, to recognise a broker redelivery or our own retry.
+    pub input_hash: Option<u64>,
+    /// Check `input_hash` against recent inputs (MQTT DUP flag, or a retried write).
+    pub maybe_duplicate: bool,
+    pub rx: DateTime<Utc>,
+}
+
+/// What became of an [`IngestItem`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Stored; the new outbox entry ids (presence transitions included).
+    Stored(Vec<String>),
+    /// Already stored before (redelivery, relay or retry).
+    Duplicate,
+    /// Refused: the class's share of the outbox is full (not acknowledged, retried later).
+    Full(Class),
+}
+
+/// The Redis store.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    prefix: String,
+    max_events: u64,
+    ingest: redis::Script,
+    offline: redis::Script,
+}
+
+impl Store {
+    /// Connects once (the caller retries with backoff) and loads the scripts.
+    pub async fn connect(url: &str, prefix: &str, max_events: u64) -> Result<Store, StoreError> {
+        let client = redis::Client::open(url)?;
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(10)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = client.get_connection_manager_with_config(cfg).await?;
+        let store = Store {
+            conn,
+            prefix: prefix.to_string(),
+            max_events,
+            ingest: redis::Script::new(include_str!("ingest.lua")),
+            offline: redis::Script::new(include_str!("offline.lua")),
+        };
+        store.load_scripts().await?;
+        Ok(store)
+    }
+
+    /// The key prefix (`<prefix>:`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A fresh handle on the shared connection.
+    pub fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub(crate) fn key(&self, rest: &str) -> String {
+        format!("{}:{}", self.prefix, rest)
+    }
+
+    async fn load_scripts(&self) -> Result<(), StoreError> {
+        let mut c = self.conn();
+        for s in [&self.ingest, &self.offline] {
+            let _: String = s.prepare_invoke().load_async(&mut c).await?;
+        }
+        Ok(())
+    }
+
+    /// Accepts a batch of inputs in one pipeline. Per-item results; a transport error fails the
+    /// whole call (the caller retries with `maybe_duplicate` set, which makes the retry safe).
+    pub async fn ingest(&self, items: &[IngestItem]) -> Result<Vec<Outcome>, StoreError> {
+        for attempt in 0..2 {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for item in items {
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(self.ingest.get_hash()).arg(0);
+                self.ingest_args(&mut cmd, item);
+                pipe.add_command(cmd);
+            }
+            let replies: Vec<Result<Value, RedisError>> =
+                pipe.query_async(&mut self.conn()).await?;
+            if attempt == 0
+                && replies
+                    .iter()
+                    .any(|r| matches!(r, Err(e) if e.code() == Some("NOSCRIPT")))
+            {
+                // Redis restarted and lost its script cache. Nothing ran for a NOSCRIPT item,
+                // and items that did run are recognised as duplicates on the second pass.
+                self.load_scripts().await?;
+                continue;
+            }
+            return replies.into_iter().map(parse_outcome).collect();
+        }
+        Err(StoreError::Reply(
+            "script still missing after SCRIPT LOAD".into(),
+        ))
+    }
+
+    fn ingest_args(&self, cmd: &mut redis::Cmd, item: &IngestItem) {
+        let now = item.rx.timestamp_millis();
+        let deadline = now + item.presence_timeout.as_millis() as i64;
+        let online = Event {
+            dev: item.dev.clone(),
+            body: Body::Presence(Presence {
+                state: PresenceState::Online,
+                last_seen: item.rx,
+            }),
+            ts: item.rx,
+            ts_src: TsSrc::Gateway,
+        }
+        .to_stored_json(item.rx);
+        cmd.arg(&self.prefix)
+            .arg(&item.dev)
+            .arg(now)
+            .arg(deadline)
+            .arg(&item.profile)
+            .arg(item.dedup_key.as_deref().unwrap_or(""))
+            .arg(DEDUP_TTL_S)
+            .arg(
+                item.input_hash
+                    .map(|h| format!("{h:016x}"))
+                    .unwrap_or_default(),
+            )
+            .arg(if item.maybe_duplicate { "1" } else { "0" })
+            .arg(RECENT_CAP)
+            .arg(online)
+            .arg(self.max_events)
+            .arg(item.events.len());
+        for e in &item.events {
+            let class = match &e.body {
+                Body::Presence(p) if p.state == PresenceState::Offline => "presence-off",
+                b => b.class().as_str(),
+            };
+            cmd.arg(class).arg(e.to_stored_json(item.rx));
+            match &e.body {
+                Body::Location(l) => cmd.arg(l.lon).arg(l.lat),
+                _ => cmd.arg("").arg(""),
+            };
+        }
+    }
+
+    /// Adds `n` to the drop counter for `reason` (SPEC §6: every drop is counted by reason).
+    pub async fn count_drops(&self, reasons: &[(String, u64)]) -> Result<(), StoreError> {
+        if reasons.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (r, n) in reasons {
+            pipe.hincr(self.key("drops"), r, *n).ignore();
+        }
+        let () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// Records the uplink state (`up`/`down`) and since when, for `outpost status`.
+    pub async fn set_uplink_state(
+        &self,
+        state: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let () = redis::cmd("HSET")
+            .arg(self.key("uplink"))
+            .arg("state")
+            .arg(state)
+            .arg("since")
+            .arg(format_ts(since))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+fn parse_outcome(r: Result<Value, RedisError>) -> Result<Outcome, StoreError> {
+    let v = r?;
+    let Value::Array(items) = v else {
+        return Err(StoreError::Reply(format!("{v:?}")));
+    };
+    let s = |v: &Value| -> String {
+        match v {
+            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            Value::SimpleString(s) => s.clone(),
+            other => format!("{other:?}"),
+        }
+    };
+    let tag = items.first().map(s).unwrap_or_default();
+    match tag.as_str() {
+        "ok" => Ok(Outcome::Stored(items[1..].iter().map(s).collect())),
+        "dup" => Ok(Outcome::Duplicate),
+        "full" => {
+            let c = items.get(1).map(s).unwrap_or_default();
+            let class = Class::ALL
+                .into_iter()
+                .find(|k| k.as_str() == c)
+                .unwrap_or(Class::Location);
+            Ok(Outcome::Full(class))
+        }
+        _ => Err(StoreError::Reply(tag)),
+    }
+}

@@ -1,0 +1,175 @@
+//! The uplink's side of the outbox: read entries after a cursor, record acknowledgements
+//! (cursor + trim, in one round trip), and the device snapshot.
+
+use super::{Store, StoreError};
+use crate::event::{format_ts, Class};
+use chrono::Utc;
+use redis::Value;
+
+/// One outbox entry: its stream id and the stored event JSON (without `id`/`replay`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    pub id: String,
+    pub json: String,
+}
+
+/// `"ms-seq"` → `(ms, seq)`.
+pub fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (a, b) = id.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// The smallest stream id greater than `id` (exclusive ranges without Redis 6.2's `(`).
+pub fn next_id(id: &str) -> String {
+    match parse_id(id) {
+        Some((ms, seq)) if seq == u64::MAX => format!("{}-0", ms + 1),
+        Some((ms, seq)) => format!("{ms}-{}", seq + 1),
+        None => "0-1".to_string(),
+    }
+}
+
+impl Store {
+    /// Up to `count` entries of `class` with ids after `after` (`"0-0"` = from the start).
+    pub async fn read_after(
+        &self,
+        class: Class,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let v: Value = redis::cmd("XRANGE")
+            .arg(self.key(&format!("outbox:{class}")))
+            .arg(next_id(after))
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn())
+            .await?;
+        parse_entries(v)
+    }
+
+    /// The id of the newest entry of `class`, or `"0-0"`.
+    pub async fn last_id(&self, class: Class) -> Result<String, StoreError> {
+        let v: Value = redis::cmd("XREVRANGE")
+            .arg(self.key(&format!("outbox:{class}")))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(parse_entries(v)?
+            .pop()
+            .map(|e| e.id)
+            .unwrap_or_else(|| "0-0".into()))
+    }
+
+    /// The acknowledged cursor of every class (`"0-0"` when nothing was acknowledged yet).
+    pub async fn acked_cursors(&self) -> Result<[String; 5], StoreError> {
+        let fields: Vec<String> = Class::ALL.iter().map(|c| format!("acked:{c}")).collect();
+        let v: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.key("uplink"))
+            .arg(&fields)
+            .query_async(&mut self.conn())
+            .await?;
+        let mut out: [String; 5] = Default::default();
+        for (i, c) in v.into_iter().enumerate().take(5) {
+            out[i] = c.unwrap_or_else(|| "0-0".into());
+        }
+        Ok(out)
+    }
+
+    /// The hub acknowledged `class` entries up to `id` (`n` of them in this step): move the
+    /// cursor and trim what is behind it, atomically.
+    pub async fn ack(&self, class: Class, id: &str, n: u64) -> Result<(), StoreError> {
+        let () = redis::pipe()
+            .atomic()
+            .hset(self.key("uplink"), format!("acked:{class}"), id)
+            .ignore()
+            .cmd("XTRIM")
+            .arg(self.key(&format!("outbox:{class}")))
+            .arg("MINID")
+            .arg(next_id(id))
+            .ignore()
+            .hincr(self.key("stats"), format!("delivered:{class}"), n)
+            .ignore()
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// The retained snapshot of every device's latest state (SPEC §5).
+    pub async fn snapshot(&self, gw: &str) -> Result<String, StoreError> {
+        let devs: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.key("devices"))
+            .query_async(&mut self.conn())
+            .await?;
+        let mut pipe = redis::pipe();
+        for d in &devs {
+            pipe.cmd("HMGET").arg(self.key(&format!("dev:{d}"))).arg(&[
+                "presence_json",
+                "location",
+                "status",
+                "last_seen",
+                "profile",
+            ]);
+        }
+        let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut self.conn()).await?;
+        let mut devices = serde_json::Map::new();
+        for (d, row) in devs.iter().zip(rows) {
+            let mut obj = serde_json::Map::new();
+            for (name, v) in ["presence", "location", "status"].iter().zip(&row) {
+                if let Some(v) = v.as_ref().and_then(|s| serde_json::from_str(s).ok()) {
+                    obj.insert(name.to_string(), v);
+                }
+            }
+            if let Some(p) = row.get(4).cloned().flatten() {
+                obj.insert("profile".into(), p.into());
+            }
+            devices.insert(d.clone(), obj.into());
+        }
+        Ok(
+            serde_json::json!({"gw": gw, "ts": format_ts(Utc::now()), "devices": devices})
+                .to_string(),
+        )
+    }
+}
+
+fn parse_entries(v: Value) -> Result<Vec<OutboxEntry>, StoreError> {
+    let bad = |v: &Value| StoreError::Reply(format!("stream entry: {v:?}"));
+    let Value::Array(rows) = v else {
+        return Err(bad(&v));
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Value::Array(mut parts) = row else {
+            return Err(bad(&row));
+        };
+        let (Some(Value::Array(fields)), Some(Value::BulkString(id))) = (parts.pop(), parts.pop())
+        else {
+            return Err(StoreError::Reply("stream entry shape".into()));
+        };
+        // Fields are [name, value, ...]; we write one field, `e`.
+        let json = match fields.get(1) {
+            Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            other => return Err(StoreError::Reply(format!("stream field: {other:?}"))),
+        };
+        out.push(OutboxEntry {
+            id: String::from_utf8_lossy(&id).into_owned(),
+            json,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_id_is_exclusive_successor() {
+        assert_eq!(next_id("0-0"), "0-1");
+        assert_eq!(next_id("1700000000000-5"), "1700000000000-6");
+        assert_eq!(parse_id("12-3"), Some((12, 3)));
+        assert_eq!(parse_id("x"), None);
+    }
+}

@@ -1,0 +1,54 @@
+//! Presence expiry: devices whose deadline passed go offline, once, atomically.
+
+use super::{Store, StoreError};
+use crate::event::{Body, Event, Presence, PresenceState, TsSrc};
+use chrono::{DateTime, TimeZone, Utc};
+
+impl Store {
+    /// Emits an offline presence event for every device whose deadline is at or before `now`.
+    /// Returns how many went offline.
+    pub async fn expire_presence(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let due: Vec<(String, i64)> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.key("presence:deadline"))
+            .arg("-inf")
+            .arg(now.timestamp_millis())
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(500)
+            .query_async(&mut self.conn())
+            .await?;
+        let mut n = 0;
+        for (dev, deadline) in due {
+            let last_seen: Option<i64> = redis::cmd("HGET")
+                .arg(self.key(&format!("dev:{dev}")))
+                .arg("last_seen")
+                .query_async(&mut self.conn())
+                .await?;
+            let last_seen = last_seen
+                .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+                .unwrap_or(now);
+            let at = Utc.timestamp_millis_opt(deadline).single().unwrap_or(now);
+            let json = Event {
+                dev: dev.clone(),
+                body: Body::Presence(Presence {
+                    state: PresenceState::Offline,
+                    last_seen,
+                }),
+                ts: at,
+                ts_src: TsSrc::Gateway,
+            }
+            .to_stored_json(now);
+            let id: Option<String> = self
+                .offline
+                .arg(&self.prefix)
+                .arg(&dev)
+                .arg(deadline)
+                .arg(json)
+                .invoke_async(&mut self.conn())
+                .await?;
+            n += usize::from(id.is_some());
+        }
+        Ok(n)
+    }
+}

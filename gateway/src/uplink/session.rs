@@ -1,0 +1,270 @@
+//! One uplink connection: connect, announce (state, snapshot), then drain and track PUBACKs
+//! until the link is lost or we shut down.
+
+use super::window::{Batch, Window};
+use super::{batch, topic, End};
+use crate::context::Context;
+use crate::event::{format_ts, Class};
+use crate::store::parse_id;
+use crate::util::backoff::Backoff;
+use chrono::Utc;
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Outgoing, Packet, QoS};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::time::{sleep_until, Instant};
+use tracing::{debug, info, warn};
+
+/// Time allowed for the broker's CONNACK.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// SPEC §2: on shutdown wait this long for in-flight acknowledgements.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+struct Session<'a> {
+    ctx: &'a Context,
+    client: AsyncClient,
+    window: Window,
+    /// Last id published per class (in flight or acknowledged).
+    sent: [String; 5],
+    /// Entries at or below these ids were already waiting when the link came up.
+    replay_upto: [(u64, u64); 5],
+    /// Classes known to have nothing after `sent` (until the outbox is notified).
+    idle: [bool; 5],
+    /// Cursor moves Redis could not record yet: (id, count) per class.
+    unrecorded: [Option<(String, u64)>; 5],
+    /// Since when we wait for any packet from the broker (a publish or ping is outstanding).
+    awaiting_since: Option<Instant>,
+    response_timeout: Duration,
+    fill_blocked_until: Option<Instant>,
+}
+
+/// Runs one session; `Err` for failures before the link was up.
+pub async fn run(ctx: &Context, backoff: &mut Backoff) -> anyhow::Result<End> {
+    let u = &ctx.settings.uplink;
+    let state_topic = topic(ctx, "state");
+    let mut opts = crate::mqtt_opts::options(&u.broker)?;
+    opts.set_clean_session(true)
+        .set_inflight((u.inflight + 8).min(u16::MAX as usize) as u16)
+        .set_max_packet_size(1024 * 1024, 256 * 1024 * 1024)
+        .set_request_channel_capacity(u.inflight * 2 + 16)
+        .set_last_will(LastWill::new(
+            &state_topic,
+            r#"{"state":"offline"}"#,
+            QoS::AtLeastOnce,
+            true,
+        ));
+    let (client, mut el) = AsyncClient::new(opts, u.inflight * 2 + 16);
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        tokio::select! {
+            _ = ctx.token.cancelled() => return Ok(End::Shutdown),
+            _ = sleep_until(deadline) => return Ok(End::Lost("no CONNACK from hub".into())),
+            ev = el.poll() => match ev {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+                Ok(_) => {}
+                Err(e) => return Ok(End::Lost(format!("connect: {e}"))),
+            }
+        }
+    }
+    backoff.reset();
+    let since = Utc::now();
+    ctx.metrics.uplink_up.store(true, Relaxed);
+    ctx.metrics.uplink_connects.fetch_add(1, Relaxed);
+    if let Err(e) = ctx.store.set_uplink_state("up", since).await {
+        debug!(error = %e, "could not record uplink state");
+    }
+    info!("uplink connected");
+    let mut s = Session {
+        ctx,
+        client,
+        window: Window::default(),
+        sent: Default::default(),
+        replay_upto: [(0, 0); 5],
+        idle: [false; 5],
+        unrecorded: Default::default(),
+        awaiting_since: None,
+        response_timeout: (u.broker.keep_alive / 2).max(Duration::from_secs(1)),
+        fill_blocked_until: None,
+    };
+    let state = serde_json::json!({"state": "online", "version": env!("CARGO_PKG_VERSION"), "since": format_ts(since)});
+    s.publish_untracked(&state_topic, state.to_string().into_bytes())?;
+    // Snapshot first, history behind it (SPEC §5). Redis being down must not keep the link
+    // from draining later: without a snapshot we still drain.
+    match ctx.store.snapshot(&ctx.settings.gateway_id).await {
+        Ok(snap) => s.publish_untracked(&topic(ctx, "snapshot"), snap.into_bytes())?,
+        Err(e) => warn!(error = %e, "could not build snapshot"),
+    }
+    s.load_cursors().await?;
+    s.drive(&mut el).await
+}
+
+impl Session<'_> {
+    fn publish_untracked(&mut self, topic: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+        self.client
+            .try_publish(topic, QoS::AtLeastOnce, true, payload)
+            .map_err(|e| anyhow::anyhow!("publish: {e}"))?;
+        self.window.published_untracked();
+        Ok(())
+    }
+
+    async fn load_cursors(&mut self) -> anyhow::Result<()> {
+        self.sent = self.ctx.store.acked_cursors().await?;
+        for c in Class::ALL {
+            let last = self.ctx.store.last_id(c).await?;
+            self.replay_upto[c.index()] = parse_id(&last).unwrap_or((0, 0));
+        }
+        Ok(())
+    }
+
+    /// The main loop: fill the window, then wait for broker events, new outbox entries or
+    /// shutdown.
+    async fn drive(&mut self, el: &mut EventLoop) -> anyhow::Result<End> {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            self.fill().await;
+            tokio::select! {
+                _ = self.ctx.token.cancelled() => return Ok(self.shutdown(el).await),
+                _ = self.ctx.outbox.notified() => self.idle = [false; 5],
+                _ = tick.tick() => {
+                    if let Some(since) = self.awaiting_since {
+                        if since.elapsed() > self.response_timeout {
+                            return Ok(End::Lost(format!("hub silent for {:?} (half-open link?)", self.response_timeout)));
+                        }
+                    }
+                    self.record_unrecorded().await;
+                }
+                ev = el.poll() => match ev {
+                    Ok(ev) => self.on_event(ev).await,
+                    Err(e) => return Ok(End::Lost(e.to_string())),
+                },
+            }
+        }
+    }
+
+    async fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                self.window.assigned(pkid);
+                self.awaiting_since.get_or_insert_with(Instant::now);
+            }
+            Event::Outgoing(Outgoing::PingReq) => {
+                self.awaiting_since.get_or_insert_with(Instant::now);
+            }
+            Event::Incoming(p) => {
+                if let Packet::PubAck(ack) = &p {
+                    if let Some((class, id, n)) = self.window.acked(ack.pkid) {
+                        self.ctx.metrics.add_forwarded(class, n);
+                        self.record(class, id, n).await;
+                    }
+                }
+                self.awaiting_since = (!self.window.is_empty()).then(Instant::now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Records an acknowledged cursor in Redis; if Redis is unreachable, keeps it for later
+    /// (a crash meanwhile only means the hub sees those events again and drops them).
+    async fn record(&mut self, class: Class, id: String, n: u64) {
+        let slot = &mut self.unrecorded[class.index()];
+        let total = n + slot.as_ref().map_or(0, |(_, m)| *m);
+        match self.ctx.store.ack(class, &id, total).await {
+            Ok(()) => *slot = None,
+            Err(e) => {
+                debug!(error = %e, "could not record uplink cursor; will retry");
+                *slot = Some((id, total));
+            }
+        }
+    }
+
+    async fn record_unrecorded(&mut self) {
+        for c in Class::ALL {
+            if let Some((id, _)) = self.unrecorded[c.index()].clone() {
+                self.record(c, id, 0).await;
+            }
+        }
+    }
+
+    /// Publishes batches, highest-priority class first, while the window has room.
+    async fn fill(&mut self) {
+        let u = &self.ctx.settings.uplink;
+        if self.fill_blocked_until.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        while self.window.len() < u.inflight {
+            let Some(class) = Class::ALL.into_iter().find(|c| !self.idle[c.index()]) else {
+                return;
+            };
+            let i = class.index();
+            let entries = match self
+                .ctx
+                .store
+                .read_after(class, &self.sent[i], u.batch_max_events)
+                .await
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    warn!(error = %e, "cannot read outbox; retrying in 1s");
+                    self.fill_blocked_until = Some(Instant::now() + Duration::from_secs(1));
+                    return;
+                }
+            };
+            if entries.len() < u.batch_max_events {
+                self.idle[i] = true;
+            }
+            let Some(last) = entries.last() else { continue };
+            let last_id = last.id.clone();
+            let payload = batch::payload(
+                &self.ctx.settings.gateway_id,
+                class,
+                &entries,
+                self.replay_upto[i],
+            );
+            let t = topic(self.ctx, &format!("up/{class}"));
+            if let Err(e) = self.client.try_publish(t, QoS::AtLeastOnce, false, payload) {
+                // The request channel is sized above the window, so this is a bug, not load.
+                warn!(error = %e, "uplink request queue refused a batch; will retry");
+                self.idle[i] = false;
+                return;
+            }
+            self.window.published(Batch {
+                class,
+                last_id: last_id.clone(),
+                len: entries.len(),
+            });
+            self.sent[i] = last_id;
+        }
+    }
+
+    /// SPEC §2: wait up to 5 s for in-flight acknowledgements, say offline, disconnect.
+    async fn shutdown(&mut self, el: &mut EventLoop) -> End {
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while !self.window.is_empty() {
+            tokio::select! {
+                _ = sleep_until(deadline) => {
+                    warn!(in_flight = self.window.len(), "shutdown: hub did not acknowledge everything in time; those events stay in the outbox");
+                    break;
+                }
+                ev = el.poll() => match ev {
+                    Ok(ev) => self.on_event(ev).await,
+                    Err(_) => break,
+                }
+            }
+        }
+        let _ = self.client.try_publish(
+            topic(self.ctx, "state"),
+            QoS::AtLeastOnce,
+            true,
+            r#"{"state":"offline"}"#,
+        );
+        let _ = self.client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Ok(ev) = el.poll().await {
+                if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+        End::Shutdown
+    }
+}
