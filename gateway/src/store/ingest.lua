@@ -42,9 +42,11 @@ local devkey = p .. ':dev:' .. dev
 local state = redis.call('HGET', devkey, 'presence')
 local out = {'ok'}
 local seen = (n == 0)
+local stats = p .. ':stats'
 local function go_online()
   if state ~= 'online' then
     table.insert(out, redis.call('XADD', p .. ':outbox:presence', '*', 'e', online))
+    redis.call('HINCRBY', stats, 'accepted:presence', 1)
     redis.call('HSET', devkey, 'presence', 'online', 'presence_json', online)
     state = 'online'
   end
@@ -56,6 +58,7 @@ for i = 0, n - 1 do
   if class == 'presence-off' then
     if state == 'online' then
       table.insert(out, redis.call('XADD', p .. ':outbox:presence', '*', 'e', json))
+      redis.call('HINCRBY', stats, 'accepted:presence', 1)
       redis.call('HSET', devkey, 'presence', 'offline', 'presence_json', json)
       redis.call('ZREM', p .. ':presence:deadline', dev)
       state = 'offline'
@@ -63,6 +66,7 @@ for i = 0, n - 1 do
   else
     go_online()
     table.insert(out, redis.call('XADD', p .. ':outbox:' .. class, '*', 'e', json))
+    redis.call('HINCRBY', stats, 'accepted:' .. class, 1)
     redis.call('HSET', devkey, class, json)
     if lon ~= '' then
       redis.call('GEOADD', p .. ':geo', lon, lat, dev)

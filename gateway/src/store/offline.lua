@@ -13,5 +13,6 @@ if redis.call('HGET', devkey, 'presence') ~= 'online' then
   return false
 end
 local id = redis.call('XADD', p .. ':outbox:presence', '*', 'e', json)
+redis.call('HINCRBY', p .. ':stats', 'accepted:presence', 1)
 redis.call('HSET', devkey, 'presence', 'offline', 'presence_json', json)
 return id

@@ -104,6 +104,9 @@ impl Store {
             .query_async(&mut self.conn())
             .await?;
         let mut pipe = redis::pipe();
+        if devs.is_empty() {
+            return Ok(serde_json::json!({"gw": gw, "ts": format_ts(Utc::now()), "devices": {}}).to_string());
+        }
         for d in &devs {
             pipe.cmd("HMGET").arg(self.key(&format!("dev:{d}"))).arg(&[
                 "presence_json",
