@@ -1,1 +1,72 @@
+//! # Outpost system-test harness
+//!
+//! Everything a system test of the real `outpost` binary needs, as plain synchronous values that
+//! clean up on drop (SPEC §2, §5, §6; STYLE rule 15: real servers, free loopback ports, temp dirs,
+//! never the machine's own services).
+//!
+//! # Layout
+//! - [`redis_server`]: a private `redis-server` with AOF + `appendfsync always`, `kill9`/`restart`.
+//! - [`mosquitto`]: a private `mosquitto` with persistence, `stop`/`start`/`kill9`.
+//! - [`proxy`]: a TCP proxy that can pass, black-hole, cut or delay a link at runtime.
+//! - [`hub`]: the hub-side receiver; [`dedup`] holds its sans-I/O bookkeeping (the SPEC §5 rule).
+//! - [`device`]: a field device publishing QoS 1 to the device broker.
+//! - [`outpost`]: builds and runs the `outpost` binary; [`config`] renders its `gateway.toml`.
+//! - [`rt`], [`process`]: the runtime-thread and child-process plumbing the above share.
+//!
+//! Helpers that need async I/O own a tokio runtime on their own thread and are driven through
+//! channels, so test bodies can be plain `#[test]` functions (or `#[tokio::test]`: nothing here
+//! calls `block_on` on the caller's thread).
 
+pub mod config;
+pub mod dedup;
+pub mod device;
+pub mod hub;
+pub mod mosquitto;
+pub mod outpost;
+pub mod process;
+pub mod proxy;
+pub mod redis_server;
+pub mod rt;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+pub use config::GatewayConfig;
+pub use dedup::{parse_event_id, DedupStore, EventId};
+pub use device::Device;
+pub use hub::Hub;
+pub use mosquitto::Mosquitto;
+pub use outpost::{outpost_bin, Outpost};
+pub use proxy::TcpProxy;
+pub use redis_server::RedisServer;
+
+/// A loopback port that was free a moment ago.
+///
+/// The port is released before returning, so another process may grab it first; the server
+/// helpers therefore retry their start on a fresh port when binding fails.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held.
+///
+/// The condition is checked once more at the deadline, so a zero timeout still checks once.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The workspace root (the folder holding the top-level `Cargo.toml`).
+pub fn workspace_root() -> std::path::PathBuf {
+    let here = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    here.canonicalize().unwrap_or_else(|_| here.to_path_buf())
+}
