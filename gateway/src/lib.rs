@@ -17,6 +17,7 @@
 //! - [`presence`]: offline after the profile's timeout, online again on the next report.
 //! - [`ops`]: metrics (and the `/metrics`, `/healthz` endpoint).
 //! - [`daemon`]: `outpost run` — starts it all under one cancellation token.
+//! - [`demo`]: `outpost demo`, the whole system on one machine.
 //! - [`util`]: backoff, rate-limited logs, hashing.
 
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod context;
 pub mod daemon;
 pub mod decode;
+pub mod demo;
 pub mod event;
 pub mod ingest;
 pub mod mqtt_opts;

@@ -105,7 +105,10 @@ impl Store {
             .await?;
         let mut pipe = redis::pipe();
         if devs.is_empty() {
-            return Ok(serde_json::json!({"gw": gw, "ts": format_ts(Utc::now()), "devices": {}}).to_string());
+            return Ok(
+                serde_json::json!({"gw": gw, "ts": format_ts(Utc::now()), "devices": {}})
+                    .to_string(),
+            );
         }
         for d in &devs {
             pipe.cmd("HMGET").arg(self.key(&format!("dev:{d}"))).arg(&[
