@@ -52,18 +52,20 @@ impl Problems {
         self.items.len()
     }
 
-    /// Moves every problem of `other` into this list's output (other files keep their own names).
+    /// All problems in file order, one `file:line:col: message` line each.
     pub fn lines(&self) -> Vec<String> {
-        self.items
+        let mut placed: Vec<_> = self
+            .items
             .iter()
             .map(|p| {
-                let (line, col) = p
-                    .span
-                    .as_ref()
-                    .map(|s| line_col(&self.src, s.start))
-                    .unwrap_or((1, 1));
-                format!("{}:{}:{}: {}", self.path.display(), line, col, p.message)
+                let at = p.span.as_ref().map_or((1, 1), |s| line_col(&self.src, s.start));
+                (at, &p.message)
             })
+            .collect();
+        placed.sort_by_key(|(at, _)| *at);
+        placed
+            .into_iter()
+            .map(|((line, col), msg)| format!("{}:{line}:{col}: {msg}", self.path.display()))
             .collect()
     }
 }

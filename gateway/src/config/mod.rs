@@ -2,6 +2,7 @@
 //! `deny_unknown_fields`); [`Settings::load`] validates it into runtime settings, loads every
 //! profile it names, and reports every problem as `file:line:col: message`.
 
+pub mod de;
 pub mod diag;
 pub mod profile;
 pub mod raw;
