@@ -3,6 +3,8 @@
 
 use thiserror::Error;
 
+pub mod nmea;
+
 /// Why an input produced no event. `reason()` is the counter label.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum DecodeError {
