@@ -47,6 +47,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             crate::ingest::mqtt::run(ctx.clone(), broker, routes),
         );
     }
+    for dev in settings.serial.iter().cloned() {
+        spawn(
+            &tracker,
+            "serial",
+            crate::ingest::serial::run(ctx.clone(), dev),
+        );
+    }
     tracker.close();
     token.cancelled().await;
     info!("shutting down: stopping ingest, finishing writes, waiting for in-flight acks");

@@ -30,6 +30,7 @@ pub mod event;
 pub mod ingest;
 pub mod mqtt_opts;
 pub mod ops;
+pub mod policy;
 pub mod presence;
 pub mod store;
 pub mod tls;
