@@ -87,7 +87,7 @@ pub fn deserialize_all<'a, T: DeserializeOwned>(
 fn message(msg: &str, path: Option<&[Seg]>) -> String {
     let msg = msg.trim();
     let Some(path) = path else {
-        return msg.to_string();
+        return msg.replace("missing field", "missing key");
     };
     let path = if msg.starts_with("unknown field") {
         &path[..path.len().saturating_sub(1)]
@@ -105,11 +105,30 @@ fn message(msg: &str, path: Option<&[Seg]>) -> String {
             Seg::Index(i) => dotted.push_str(&format!("[{i}]")),
         }
     }
-    let msg = msg.replace("unknown field", "unknown key");
+    let mut msg = msg
+        .replace("unknown field", "unknown key")
+        .replace("missing field", "missing key");
+    if msg.ends_with("expected a duration") {
+        msg.push_str(" such as \"250ms\", \"30s\", \"15m\" or \"2h\"");
+    }
     if dotted.is_empty() {
         msg
     } else {
         format!("{dotted}: {msg}")
+    }
+}
+
+/// Pushes "missing key" for each of `keys` absent from the top of `src` (serde names only the
+/// first); call when deserialisation failed, so that all of them are reported at once.
+pub fn missing_top_keys(parsed: &Parsed<'_, impl Sized>, keys: &[&str], problems: &mut Problems) {
+    for k in keys {
+        let msg = format!("missing key `{k}`");
+        if parsed.doc.get_ref().get(*k).is_none()
+            && !parsed.pruned.iter().any(|p| p == k)
+            && !problems.has_message(&msg)
+        {
+            problems.push(Some(0..0), msg);
+        }
     }
 }
 
@@ -264,10 +283,10 @@ mod tests {
                 "f.toml:1:8: name: invalid type: integer `1`, expected a string",
                 "f.toml:2:5: n: invalid type: string \"x\", expected i64",
                 "f.toml:3:1: unknown key `bogus`, expected one of `name`, `n`, `sub`, `arr`",
-                "f.toml:4:1: sub: missing field `a`",
+                "f.toml:4:1: sub: missing key `a`",
                 "f.toml:5:5: sub.b: invalid type: integer `2`, expected a string",
                 "f.toml:6:1: sub: unknown key `zz`, expected `a` or `b`",
-                "f.toml:9:1: arr[1]: missing field `a`",
+                "f.toml:9:1: arr[1]: missing key `a`",
             ]
         );
         assert_eq!(r.pruned.len(), 5);

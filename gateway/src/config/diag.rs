@@ -47,6 +47,11 @@ impl Problems {
         self.items.is_empty()
     }
 
+    /// True when a problem with exactly this message was recorded.
+    pub fn has_message(&self, msg: &str) -> bool {
+        self.items.iter().any(|p| p.message == msg)
+    }
+
     /// Number of problems.
     pub fn len(&self) -> usize {
         self.items.len()
@@ -58,7 +63,10 @@ impl Problems {
             .items
             .iter()
             .map(|p| {
-                let at = p.span.as_ref().map_or((1, 1), |s| line_col(&self.src, s.start));
+                let at = p
+                    .span
+                    .as_ref()
+                    .map_or((1, 1), |s| line_col(&self.src, s.start));
                 (at, &p.message)
             })
             .collect();
