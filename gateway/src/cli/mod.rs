@@ -58,25 +58,24 @@ pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
 pub fn check(config: &Path) -> anyhow::Result<ExitCode> {
     match Settings::load(config) {
         Ok(s) => {
-            let profiles: std::collections::BTreeSet<_> = s
+            let profiles: std::collections::BTreeSet<&str> = s
                 .mqtt
                 .iter()
-                .map(|m| m.profile.path.display().to_string())
-                .chain(
-                    s.serial
-                        .iter()
-                        .map(|d| d.profile.path.display().to_string()),
-                )
+                .map(|m| m.profile.name.as_str())
+                .chain(s.serial.iter().map(|d| d.profile.name.as_str()))
                 .collect();
+            let names: Vec<&str> = profiles.into_iter().collect();
             println!(
-                "{}: ok ({} profiles checked)",
+                "{}: ok (gateway {}, {} profiles: {})",
                 config.display(),
-                profiles.len()
+                s.gateway_id,
+                names.len(),
+                names.join(", ")
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(ConfigError(problems)) => {
-            for l in ConfigError(problems).lines() {
+        Err(e) => {
+            for l in e.lines() {
                 println!("{l}");
             }
             Ok(ExitCode::from(1))
