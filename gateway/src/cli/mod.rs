@@ -2,8 +2,12 @@
 //! [`exit_code`] maps (1 invalid input or config, 2 runtime failure).
 
 mod decode;
+mod print_config;
+mod status;
 
 pub use decode::decode;
+pub use print_config::print_config;
+pub use status::status;
 
 use crate::config::{ConfigError, Settings};
 use std::path::Path;
@@ -65,12 +69,15 @@ pub fn check(config: &Path) -> anyhow::Result<ExitCode> {
                 .chain(s.serial.iter().map(|d| d.profile.name.as_str()))
                 .collect();
             let names: Vec<&str> = profiles.into_iter().collect();
+            let used = match names.len() {
+                0 => "no profiles".to_string(),
+                1 => format!("1 profile: {}", names[0]),
+                n => format!("{n} profiles: {}", names.join(", ")),
+            };
             println!(
-                "{}: ok (gateway {}, {} profiles: {})",
+                "{}: ok (gateway {}, {used})",
                 config.display(),
-                s.gateway_id,
-                names.len(),
-                names.join(", ")
+                s.gateway_id
             );
             Ok(ExitCode::SUCCESS)
         }
