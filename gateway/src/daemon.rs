@@ -25,6 +25,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         info!("stopped before redis was reachable");
         return Ok(());
     };
+    store.check_durability().await;
     let ctx = Context {
         settings: settings.clone(),
         store,
@@ -40,6 +41,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     spawn(&tracker, "uplink", crate::uplink::run(ctx.clone()));
     spawn(&tracker, "presence", crate::presence::run(ctx.clone()));
+    spawn(&tracker, "buffer", crate::buffer::run(ctx.clone()));
     if let (Some(broker), false) = (settings.devices_mqtt.clone(), routes.is_empty()) {
         spawn(
             &tracker,

@@ -3,9 +3,11 @@
 //! `ConnectionManager`, which reconnects by itself); writes are pipelined Lua scripts so each
 //! input is accepted atomically.
 
+mod budget;
 mod outbox;
 mod presence;
 
+pub use budget::Thinned;
 pub use outbox::{next_id, parse_id, OutboxEntry};
 
 use crate::event::{format_ts, Body, Class, Event, Presence, PresenceState, TsSrc};
