@@ -4,7 +4,7 @@
 use crate::config::Settings;
 use crate::context::Context;
 use crate::ingest::mqtt::Route;
-use crate::ops::Metrics;
+use crate::ops::{Component, Metrics};
 use crate::store::Store;
 use crate::util::backoff::Backoff;
 use std::sync::Arc;
@@ -21,14 +21,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     spawn_signal_handler(token.clone())?;
     let settings = Arc::new(settings);
     info!(gateway = %settings.gateway_id, config = %settings.path.display(), "outpost starting");
+    let metrics = Arc::new(Metrics::default());
+    let tracker = TaskTracker::new();
+    // Ops first: `/healthz` answers (503, "redis unreachable") while we wait for Redis.
+    let ops = crate::ops::start(&tracker, settings.clone(), metrics.clone(), token.clone()).await?;
     let Some(store) = connect_store(&settings, &token).await else {
         info!("stopped before redis was reachable");
         return Ok(());
     };
+    ops.set_store(store.clone());
+    // Config is valid (we got here) and Redis is reachable: ready (STYLE 11).
+    crate::ops::systemd::ready();
     let ctx = Context {
         settings: settings.clone(),
         store,
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
         outbox: Arc::new(Notify::new()),
         token: token.clone(),
     };
@@ -37,18 +44,33 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .iter()
         .map(Route::new)
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let tracker = TaskTracker::new();
-    spawn(&tracker, "uplink", crate::uplink::run(ctx.clone()));
-    spawn(&tracker, "presence", crate::presence::run(ctx.clone()));
+    let m = &metrics;
+    spawn(
+        &tracker,
+        m,
+        Component::Uplink,
+        "uplink",
+        crate::uplink::run(ctx.clone()),
+    );
+    spawn(
+        &tracker,
+        m,
+        Component::Presence,
+        "presence",
+        crate::presence::run(ctx.clone()),
+    );
     if let (Some(broker), false) = (settings.devices_mqtt.clone(), routes.is_empty()) {
         spawn(
             &tracker,
+            m,
+            Component::Ingest,
             "devices-mqtt",
             crate::ingest::mqtt::run(ctx.clone(), broker, routes),
         );
     }
     tracker.close();
     token.cancelled().await;
+    crate::ops::systemd::stopping();
     info!("shutting down: stopping ingest, finishing writes, waiting for in-flight acks");
     if tokio::time::timeout(Duration::from_secs(8), tracker.wait())
         .await
@@ -60,11 +82,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spawn<F>(tracker: &TaskTracker, name: &'static str, fut: F)
-where
+/// Spawns a component task; it counts as alive for the watchdog until it returns.
+fn spawn<F>(
+    tracker: &TaskTracker,
+    metrics: &Arc<Metrics>,
+    component: Component,
+    name: &'static str,
+    fut: F,
+) where
     F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
+    let metrics = metrics.clone();
     tracker.spawn(async move {
+        let _alive = metrics.live.running(component);
         if let Err(e) = fut.await {
             error!(task = name, error = %format!("{e:#}"), "task failed");
         }
@@ -95,6 +125,7 @@ async fn connect_store(s: &Settings, token: &CancellationToken) -> Option<Store>
             }
             Err(e) => {
                 let d = backoff.next_delay();
+                crate::ops::systemd::status("waiting for redis");
                 warn!(url = %redact(&s.redis_url), error = %e, retry_in = ?d, "redis not reachable; retrying");
                 tokio::select! {
                     _ = token.cancelled() => return None,

@@ -72,7 +72,7 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
                 tx = None;
             }
             _ = wait_finished(&worker), if tx.is_none() => break,
-            ev = eventloop.poll() => match ev {
+            ev = eventloop.poll() => match alive(&ctx, ev) {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     backoff.reset();
                     ctx.metrics.devices_connects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -119,6 +119,12 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
     let _ = worker.await;
     info!("device broker source stopped");
     Ok(())
+}
+
+/// The event loop turned: a heartbeat for the watchdog (`ops::health`); passes `ev` through.
+fn alive<T>(ctx: &Context, ev: T) -> T {
+    ctx.metrics.live.beat(crate::ops::Component::Ingest);
+    ev
 }
 
 async fn wait_finished(h: &tokio::task::JoinHandle<()>) {

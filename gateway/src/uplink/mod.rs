@@ -27,6 +27,7 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let u = &ctx.settings.uplink;
     info!(hub = %format!("{}:{}", u.broker.host, u.broker.port), tls = u.broker.tls, "uplink starting");
     loop {
+        ctx.metrics.live.beat(crate::ops::Component::Uplink);
         let end = session::run(&ctx, &mut backoff).await;
         if ctx.metrics.uplink_up.swap(false, Relaxed) {
             let _ = ctx.store.set_uplink_state("down", Utc::now()).await;
