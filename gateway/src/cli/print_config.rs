@@ -2,7 +2,7 @@
 //! (the `Default` impls and default functions of [`crate::config::raw`]), so the documentation
 //! of the config cannot drift from the code (model: chirpstack-mqtt-forwarder `configfile.rs`).
 
-use crate::config::raw::{self, RawBuffer, RawRedis};
+use crate::config::raw::{self, RawBuffer, RawOps, RawRedis};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -67,6 +67,8 @@ url = "mqtts://hub.example.org:8883"
 # /metrics (Prometheus text) and /healthz; absent = off.
 [ops]
 # listen = "127.0.0.1:9108"
+# /healthz turns 503 once the uplink has been down this long (short outages are normal).
+# uplink_down_grace = "{grace}"
 
 # One [[serial]] per serial device (or gpsd: path = "host:port").
 # [[serial]]
@@ -88,6 +90,7 @@ url = "mqtts://hub.example.org:8883"
         batch_max = raw::default_batch_max().get_ref(),
         inflight = raw::default_inflight().get_ref(),
         max_events = buffer.max_events.get_ref(),
+        grace = dur(RawOps::default().uplink_down_grace),
     )
 }
 

@@ -87,6 +87,8 @@ pub struct Settings {
     pub uplink: Uplink,
     pub max_events: u64,
     pub ops_listen: Option<SocketAddr>,
+    /// `[ops] uplink_down_grace`: uplink down longer than this makes `/healthz` 503.
+    pub ops_uplink_grace: Duration,
     pub serial: Vec<SerialDevice>,
     pub mqtt: Vec<MqttSource>,
 }

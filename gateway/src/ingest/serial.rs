@@ -130,7 +130,12 @@ impl DeviceState {
     fn new(dev: &SerialDevice) -> Self {
         DeviceState {
             dev: dev.clone(),
-            lines: LineDecoder::for_profile(&dev.profile, &dev.device),
+            // Rollover repair needs a trustworthy clock: only when it is set (2024 or later).
+            lines: LineDecoder::for_profile(
+                &dev.profile,
+                &dev.device,
+                Some(Utc::now().date_naive()).filter(|d| d.year() >= 2024),
+            ),
             present: false,
             last_refresh: None,
             framer_seen: FramerStats::default(),

@@ -125,6 +125,7 @@ impl Session<'_> {
                 _ = self.ctx.token.cancelled() => return Ok(self.shutdown(el).await),
                 _ = self.ctx.outbox.notified() => self.idle = [false; 5],
                 _ = tick.tick() => {
+                    self.ctx.metrics.live.beat(crate::ops::Component::Uplink);
                     if let Some(since) = self.awaiting_since {
                         if since.elapsed() > self.response_timeout {
                             return Ok(End::Lost(format!("hub silent for {:?} (half-open link?)", self.response_timeout)));
@@ -151,6 +152,9 @@ impl Session<'_> {
             }
             Event::Incoming(p) => {
                 if let Packet::PubAck(ack) = &p {
+                    if let Some(d) = self.window.ack_latency(ack.pkid) {
+                        self.ctx.metrics.observe_puback(d);
+                    }
                     if let Some((class, id, n)) = self.window.acked(ack.pkid) {
                         self.ctx.metrics.add_forwarded(class, n);
                         self.record(class, id, n).await;
