@@ -186,7 +186,7 @@ fn status_of_an_empty_store_says_so() {
     let out = status(&config(dir.path(), &redis.url()), false);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Uplink: unknown"), "{text}");
+    assert!(text.contains("Uplink: never connected"), "{text}");
     assert!(text.contains("Devices: 0 (0 online, 0 offline)"), "{text}");
     assert!(text.contains("Drops: none"), "{text}");
 }

@@ -18,6 +18,17 @@ use std::process::ExitCode;
 #[error("{0}")]
 pub struct InvalidInput(pub String);
 
+/// Writes `text` to stdout; a closed pipe (`outpost status | head`) is not an error, and
+/// never a panic as `println!` would make it.
+pub(crate) fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// 1 for invalid config or input, 2 for everything else.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<ConfigError>().is_some() || e.downcast_ref::<InvalidInput>().is_some() {
@@ -74,17 +85,17 @@ pub fn check(config: &Path) -> anyhow::Result<ExitCode> {
                 1 => format!("1 profile: {}", names[0]),
                 n => format!("{n} profiles: {}", names.join(", ")),
             };
-            println!(
-                "{}: ok (gateway {}, {used})",
+            print_stdout(&format!(
+                "{}: ok (gateway {}, {used})\n",
                 config.display(),
                 s.gateway_id
-            );
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            for l in e.lines() {
-                println!("{l}");
-            }
+            let mut text = e.lines().join("\n");
+            text.push('\n');
+            print_stdout(&text)?;
             Ok(ExitCode::from(1))
         }
     }

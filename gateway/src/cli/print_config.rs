@@ -96,7 +96,7 @@ url = "mqtts://hub.example.org:8883"
 
 /// Runs `outpost print-config`.
 pub fn print_config() -> anyhow::Result<ExitCode> {
-    print!("{}", template());
+    super::print_stdout(&template())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -134,9 +134,9 @@ pub fn status(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let report = gather(&mut conn, gateway, url, &cfg.redis.prefix, Utc::now())
         .with_context(|| format!("reading status from Redis at {url}"))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::print_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        print!("{}", table(&report));
+        super::print_stdout(&table(&report))?;
     }
     Ok(ExitCode::SUCCESS)
 }

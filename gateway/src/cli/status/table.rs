@@ -32,7 +32,11 @@ pub fn table(r: &Report) -> String {
         (Some(s), Some(a)) => format!(" since {s} ({})", human_age(a)),
         _ => String::new(),
     };
-    let _ = writeln!(o, "Uplink: {}{since}", r.uplink.state);
+    let state = match r.uplink.state.as_str() {
+        "unknown" => "never connected",
+        s => s,
+    };
+    let _ = writeln!(o, "Uplink: {state}{since}");
     let _ = writeln!(o);
     let _ = writeln!(
         o,
