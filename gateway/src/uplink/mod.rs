@@ -5,6 +5,7 @@
 //! high-water rule drops what it already has.
 
 pub mod batch;
+mod cursor;
 mod session;
 pub mod window;
 
@@ -29,9 +30,10 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let mut gate = LogGate::default();
     let u = &ctx.settings.uplink;
     info!(hub = %format!("{}:{}", u.broker.host, u.broker.port), tls = u.broker.tls, "uplink starting");
+    let (cursors, writer) = cursor::CursorWriter::start(ctx.store.clone());
     loop {
         ctx.metrics.live.beat(crate::ops::Component::Uplink);
-        let end = session::run(&ctx, &mut backoff).await;
+        let end = session::run(&ctx, &mut backoff, &cursors).await;
         if ctx.metrics.uplink_up.swap(false, Relaxed) {
             let _ = ctx.store.set_uplink_state("down", Utc::now()).await;
         }
@@ -49,6 +51,8 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
             _ = tokio::time::sleep(delay) => {}
         }
     }
+    cursors.flush(&ctx.store, Duration::from_secs(2)).await;
+    writer.abort();
     info!("uplink stopped");
     Ok(())
 }
