@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use outpost_system_tests::dedup::ArrivalKind;
 use outpost_system_tests::{wait_until, Device, GatewayConfig, Rig};
 use serde_json::{json, Value};
 
@@ -262,4 +263,49 @@ fn events_sent_into_a_half_open_hub_link_arrive_once_in_order_after_it_recovers(
     assert_all_arrived_once_in_order(&rig, &p);
     assert!(replay_flags(&rig, 40..160).iter().all(|r| r == true));
     assert_snapshot_before_history_on_every_connect(&rig, 2);
+}
+
+#[test]
+fn after_an_outage_the_backlog_drains_alert_message_presence_status_location_in_that_order() {
+    let rig = Rig::with_proxy().unwrap();
+    let cfg = config(&rig).mqtt("radio-json");
+    let _gw = rig.start(&cfg).unwrap();
+    rig.proxy().cut();
+    wait_uplink(&rig, "down");
+
+    // Published lowest priority first, so any drain order other than by class shows.
+    let dev = rig.device("mixed").unwrap();
+    let mut p = Published::default();
+    p.publish(&dev, 1..40);
+    let radio = json!({"ts": BASE_TST, "bat": 40, "rssi": -80, "ch": 2, "sos": true,
+                       "gps": {"lat": 52.5, "lon": 13.4}});
+    dev.publish_qos1("radios/r9/status", radio.to_string()).unwrap();
+    p.publish(&dev, 40..41);
+    let texts = p.texts.len() as u64;
+    assert!(wait_until(T, || rig.accepted("alert") == 1 && rig.accepted("message") == texts));
+
+    rig.proxy().pass();
+    assert!(rig.hub.wait_for_events("location", 41, T));
+    assert!(rig.hub.wait_for_events("alert", 1, T));
+    let tl = rig.hub.timeline();
+    let reconnect = tl
+        .iter()
+        .rposition(|a| !a.retained && matches!(&a.kind, ArrivalKind::State { state, .. } if state == "online"))
+        .unwrap();
+    let mut first_seen: Vec<String> = Vec::new();
+    for a in &tl[reconnect..] {
+        if let ArrivalKind::Batch { class, .. } = &a.kind {
+            if !first_seen.contains(class) {
+                first_seen.push(class.clone());
+            }
+        }
+    }
+    assert_eq!(
+        first_seen,
+        ["alert", "message", "presence", "status", "location"],
+        "drain order after reconnect"
+    );
+    let alert = &rig.hub.events_of("alert")[0];
+    assert_eq!(alert["reason"], "emergency");
+    assert_eq!(alert["dev"], "r9");
 }

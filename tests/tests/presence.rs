@@ -151,3 +151,31 @@ fn device_goes_offline_when_its_timeout_passed_while_the_gateway_was_down() {
     assert_eq!(ms(&offline["ts"]), deadline, "offline as of the deadline");
     assert!(offline["last_seen"].is_string());
 }
+
+#[test]
+fn owntracks_last_will_takes_the_phone_offline_at_once_and_its_next_report_online() {
+    let rig = Rig::new().unwrap();
+    // The shipped 30 min timeout: any offline seen here comes from the last will.
+    let _gw = rig.start(&rig.config().mqtt("owntracks")).unwrap();
+    let phone = rig.device("phone").unwrap();
+    let dev = "ops-phone";
+    phone
+        .publish_many_qos1([
+            ("owntracks/ops/phone", fix(1_700_000_000)),
+            ("owntracks/ops/phone", r#"{"_type":"lwt","tst":1699990000}"#.to_string()),
+        ])
+        .unwrap();
+    assert!(
+        rig.hub.wait_for(|h| presence_states(h, dev).len() >= 2, T),
+        "{:?}",
+        presence_states(&rig.hub.lock(), dev)
+    );
+    assert_eq!(presence_states(&rig.hub.lock(), dev), ["online", "offline"]);
+    let offline = rig.hub.events_of("presence")[1].clone();
+    assert!(offline["last_seen"].is_string(), "{offline}");
+
+    phone.publish_qos1("owntracks/ops/phone", fix(1_700_000_060)).unwrap();
+    assert!(rig.hub.wait_for(|h| presence_states(h, dev).len() >= 3, T));
+    assert_eq!(presence_states(&rig.hub.lock(), dev), ["online", "offline", "online"]);
+    assert_eq!(rig.hub.events_of("location").len(), 2);
+}
