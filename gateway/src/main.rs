@@ -38,6 +38,13 @@ enum Command {
         /// Capture file (default: standard input).
         file: Option<PathBuf>,
     },
+    /// Self-contained demonstration: private Redis and brokers, simulated devices, a hub,
+    /// the uplink cut for a while mid-run.
+    Demo {
+        /// Approximate length of the run in seconds (the final drain comes on top).
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => cli::run(&config),
         Command::Check { config } => cli::check(&config),
+        Command::Demo { seconds } => outpost::demo::demo(seconds),
         Command::Decode {
             profile,
             config,
