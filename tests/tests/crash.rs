@@ -39,14 +39,23 @@ fn stored(rig: &Rig) -> Vec<(String, String)> {
     rig.hub
         .events_of("location")
         .iter()
-        .map(|e| (e["dev"].as_str().unwrap().into(), e["ts"].as_str().unwrap().into()))
+        .map(|e| {
+            (
+                e["dev"].as_str().unwrap().into(),
+                e["ts"].as_str().unwrap().into(),
+            )
+        })
         .collect()
 }
 
 #[test]
 fn gateway_killed_mid_stream_loses_and_duplicates_nothing_after_restart() {
     let rig = Rig::new().unwrap();
-    let cfg = rig.config().mqtt("owntracks").batch_max_events(10).inflight(4);
+    let cfg = rig
+        .config()
+        .mqtt("owntracks")
+        .batch_max_events(10)
+        .inflight(4);
     let mut gw = rig.start(&cfg).unwrap();
     let n = 600;
 
@@ -61,7 +70,10 @@ fn gateway_killed_mid_stream_loses_and_duplicates_nothing_after_restart() {
         publisher.join().unwrap()
     });
     let at_kill = rig.accepted("location");
-    assert!(at_kill < n as u64, "the kill came too late to test anything");
+    assert!(
+        at_kill < n as u64,
+        "the kill came too late to test anything"
+    );
 
     gw.restart().unwrap();
     assert!(
@@ -71,8 +83,16 @@ fn gateway_killed_mid_stream_loses_and_duplicates_nothing_after_restart() {
         gw.log()
     );
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(stored(&rig), published, "lost, duplicated or reordered across the crash");
-    assert_eq!(rig.accepted("location"), n as u64, "each input accepted once");
+    assert_eq!(
+        stored(&rig),
+        published,
+        "lost, duplicated or reordered across the crash"
+    );
+    assert_eq!(
+        rig.accepted("location"),
+        n as u64,
+        "each input accepted once"
+    );
     assert!(rig.hub.errors().is_empty(), "{:?}", rig.hub.errors());
 }
 
@@ -100,6 +120,10 @@ fn redis_killed_and_restarted_under_a_running_gateway_loses_nothing() {
         gw.log()
     );
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(stored(&rig), published, "lost, duplicated or reordered across the Redis crash");
+    assert_eq!(
+        stored(&rig),
+        published,
+        "lost, duplicated or reordered across the Redis crash"
+    );
     assert!(rig.hub.errors().is_empty(), "{:?}", rig.hub.errors());
 }

@@ -279,10 +279,12 @@ fn after_an_outage_the_backlog_drains_alert_message_presence_status_location_in_
     p.publish(&dev, 1..40);
     let radio = json!({"ts": BASE_TST, "bat": 40, "rssi": -80, "ch": 2, "sos": true,
                        "gps": {"lat": 52.5, "lon": 13.4}});
-    dev.publish_qos1("radios/r9/status", radio.to_string()).unwrap();
+    dev.publish_qos1("radios/r9/status", radio.to_string())
+        .unwrap();
     p.publish(&dev, 40..41);
     let texts = p.texts.len() as u64;
-    assert!(wait_until(T, || rig.accepted("alert") == 1 && rig.accepted("message") == texts));
+    assert!(wait_until(T, || rig.accepted("alert") == 1
+        && rig.accepted("message") == texts));
 
     rig.proxy().pass();
     assert!(rig.hub.wait_for_events("location", 41, T));
@@ -290,7 +292,9 @@ fn after_an_outage_the_backlog_drains_alert_message_presence_status_location_in_
     let tl = rig.hub.timeline();
     let reconnect = tl
         .iter()
-        .rposition(|a| !a.retained && matches!(&a.kind, ArrivalKind::State { state, .. } if state == "online"))
+        .rposition(|a| {
+            !a.retained && matches!(&a.kind, ArrivalKind::State { state, .. } if state == "online")
+        })
         .unwrap();
     let mut first_seen: Vec<String> = Vec::new();
     for a in &tl[reconnect..] {

@@ -162,7 +162,10 @@ fn owntracks_last_will_takes_the_phone_offline_at_once_and_its_next_report_onlin
     phone
         .publish_many_qos1([
             ("owntracks/ops/phone", fix(1_700_000_000)),
-            ("owntracks/ops/phone", r#"{"_type":"lwt","tst":1699990000}"#.to_string()),
+            (
+                "owntracks/ops/phone",
+                r#"{"_type":"lwt","tst":1699990000}"#.to_string(),
+            ),
         ])
         .unwrap();
     assert!(
@@ -174,8 +177,13 @@ fn owntracks_last_will_takes_the_phone_offline_at_once_and_its_next_report_onlin
     let offline = rig.hub.events_of("presence")[1].clone();
     assert!(offline["last_seen"].is_string(), "{offline}");
 
-    phone.publish_qos1("owntracks/ops/phone", fix(1_700_000_060)).unwrap();
+    phone
+        .publish_qos1("owntracks/ops/phone", fix(1_700_000_060))
+        .unwrap();
     assert!(rig.hub.wait_for(|h| presence_states(h, dev).len() >= 3, T));
-    assert_eq!(presence_states(&rig.hub.lock(), dev), ["online", "offline", "online"]);
+    assert_eq!(
+        presence_states(&rig.hub.lock(), dev),
+        ["online", "offline", "online"]
+    );
     assert_eq!(rig.hub.events_of("location").len(), 2);
 }
