@@ -83,6 +83,8 @@ pub struct Settings {
     pub uplink: Uplink,
     pub max_events: u64,
     pub ops_listen: Option<SocketAddr>,
+    /// `[ops] uplink_down_grace`: uplink down longer than this makes `/healthz` 503.
+    pub ops_uplink_grace: Duration,
     pub serial: Vec<SerialDevice>,
     pub mqtt: Vec<MqttSource>,
 }
@@ -346,6 +348,7 @@ fn validate(
         },
         max_events: max_events as u64,
         ops_listen,
+        ops_uplink_grace: raw.ops.uplink_down_grace,
         serial,
         mqtt,
     })
@@ -390,7 +393,7 @@ fn broker(
             }
         });
     let [ca, cert, key] = tls_files.map(|f| f.map(|f| base.join(f.get_ref())));
-    Some(Broker {
+    let b = Broker {
         host,
         port,
         tls,
@@ -401,7 +404,46 @@ fn broker(
         ca_file: ca,
         cert_file: cert,
         key_file: key,
-    })
+    };
+    check_tls(p, url, &b, &tls_files);
+    Some(b)
+}
+
+/// TLS material is checked now, so an unreadable key or a certificate that does not match its
+/// key stops `outpost run` (and fails `outpost check`) at start-up, not at the first connect.
+fn check_tls(
+    p: &mut Problems,
+    url: &toml::Spanned<String>,
+    b: &Broker,
+    files: &[Option<&toml::Spanned<String>>; 3],
+) {
+    let first_set = files.iter().flatten().next();
+    if !b.tls {
+        if let Some(f) = first_set {
+            p.push(
+                Some(f.span()),
+                "ca_file, cert_file and key_file need an mqtts:// url",
+            );
+        }
+        return;
+    }
+    if let Err(e) = crate::tls::client_config(b) {
+        // Point at the file the message names (paths only: never key material).
+        let msg = format!("{e:#}");
+        let span = files
+            .iter()
+            .flatten()
+            .zip(
+                [&b.ca_file, &b.cert_file, &b.key_file]
+                    .into_iter()
+                    .flatten(),
+            )
+            .find(|(_, path)| msg.contains(&path.display().to_string()))
+            .map(|(f, _)| f.span())
+            .or_else(|| files[2].map(|f| f.span()))
+            .unwrap_or(url.span());
+        p.push(Some(span), format!("TLS: {msg}"));
+    }
 }
 
 /// Finds profiles by name (`<dir>/<name>.toml`) or path, loading each once.

@@ -124,10 +124,23 @@ impl Default for RawBuffer {
 }
 
 /// `[ops]`: metrics and health endpoint.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawOps {
     pub listen: Option<Spanned<String>>,
+    /// `/healthz` turns 503 once the uplink has been down this long (links drop routinely
+    /// in the field; a short outage is not a fault).
+    #[serde(with = "humantime_serde")]
+    pub uplink_down_grace: Duration,
+}
+
+impl Default for RawOps {
+    fn default() -> Self {
+        RawOps {
+            listen: None,
+            uplink_down_grace: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 /// `[[serial]]`: one serial device.

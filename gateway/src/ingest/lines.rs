@@ -6,7 +6,7 @@ use crate::config::{DecoderKind, Profile};
 use crate::decode::{gpsd::GpsdDecoder, nmea::NmeaDecoder, DecodeError};
 use crate::event::{Body, Event};
 use crate::policy::PolicyState;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 /// Longest line accepted from a device (NMEA allows 82; gpsd's JSON reports run to a few KiB).
 pub const MAX_LINE: usize = 4096;
@@ -19,10 +19,25 @@ pub enum LineDecoder {
 
 impl LineDecoder {
     /// The line decoder of `profile` for device `dev`, if its decoder is line-oriented.
-    pub fn for_profile(profile: &Profile, dev: &str) -> Option<LineDecoder> {
+    /// `today` is the reference date for GPS week-rollover repair: a receiver whose date is
+    /// more than 512 weeks before it has rolled over (old firmware counting 10-bit weeks) and
+    /// is moved forward 1024 weeks, as gpsd does. `None`: no repair (the clock is unknown).
+    pub fn for_profile(
+        profile: &Profile,
+        dev: &str,
+        today: Option<NaiveDate>,
+    ) -> Option<LineDecoder> {
         let policy = PolicyState::new(profile.report_policy());
         match profile.decoder {
-            DecoderKind::Nmea => Some(LineDecoder::Nmea(NmeaDecoder::new(dev.to_string()), policy)),
+            DecoderKind::Nmea => {
+                let mut d = NmeaDecoder::new(dev.to_string());
+                if let Some(floor) =
+                    today.and_then(|t| t.checked_sub_days(chrono::Days::new(512 * 7)))
+                {
+                    d = d.with_rollover_floor(floor);
+                }
+                Some(LineDecoder::Nmea(d, policy))
+            }
             DecoderKind::Gpsd => Some(LineDecoder::Gpsd(
                 GpsdDecoder::new(),
                 policy,
@@ -66,7 +81,8 @@ pub fn decode_capture(
     bytes: &[u8],
     out: &mut dyn FnMut(usize, Result<Option<Event>, DecodeError>),
 ) {
-    let Some(mut dec) = LineDecoder::for_profile(profile, dev) else {
+    let today = capture_date(bytes).unwrap_or_else(|| Utc::now().date_naive());
+    let Some(mut dec) = LineDecoder::for_profile(profile, dev, Some(today)) else {
         return;
     };
     // A file, not a live port: split it whole so problems carry the file's own line numbers.
@@ -86,4 +102,15 @@ pub fn decode_capture(
     if let Some(e) = dec.finish() {
         out(n, Ok(Some(e)));
     }
+}
+
+/// The date a capture was recorded, from a `# Date: YYYY-MM-DD` comment line (the convention
+/// of gpsd's capture tools): the reference for week-rollover repair when decoding it later.
+fn capture_date(bytes: &[u8]) -> Option<NaiveDate> {
+    bytes
+        .split(|b| *b == b'\n')
+        .take_while(|l| l.starts_with(b"#"))
+        .filter_map(|l| std::str::from_utf8(l).ok())
+        .find_map(|l| l.strip_prefix("# Date:"))
+        .and_then(|d| NaiveDate::parse_from_str(d.trim().get(..10)?, "%Y-%m-%d").ok())
 }

@@ -21,13 +21,16 @@ use tracing::warn;
 pub async fn accept(ctx: &Context, items: &mut [IngestItem]) -> Option<Vec<Outcome>> {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
-        match ctx.store.ingest(items).await {
+        let started = std::time::Instant::now();
+        let result = ctx.store.ingest(items).await;
+        ctx.metrics.observe_redis_ingest(started.elapsed());
+        match result {
             Ok(outcomes) => {
                 for (item, o) in items.iter().zip(&outcomes) {
                     match o {
                         Outcome::Stored(_) => {
                             for e in &item.events {
-                                ctx.metrics.add_accepted(e.class(), 1);
+                                ctx.metrics.add_ingested(e.class(), &item.profile, 1);
                             }
                         }
                         Outcome::Duplicate => {

@@ -25,7 +25,9 @@ const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
 /// Runs one `[[serial]]` device until cancelled.
 #[instrument(skip_all, fields(device = %dev.device))]
 pub async fn run(ctx: Context, dev: SerialDevice) -> anyhow::Result<()> {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    // At most 5 s: a replugged receiver should be picked up quickly; a missing port costs an
+    // open() attempt every few seconds, nothing more.
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
     let mut gate = LogGate::new(Duration::from_secs(60));
     let mut state = DeviceState::new(&dev);
     loop {
@@ -130,7 +132,12 @@ impl DeviceState {
     fn new(dev: &SerialDevice) -> Self {
         DeviceState {
             dev: dev.clone(),
-            lines: LineDecoder::for_profile(&dev.profile, &dev.device),
+            // Rollover repair needs a trustworthy clock: only when it is set (2024 or later).
+            lines: LineDecoder::for_profile(
+                &dev.profile,
+                &dev.device,
+                Some(Utc::now().date_naive()).filter(|d| d.year() >= 2024),
+            ),
             present: false,
             last_refresh: None,
             framer_seen: FramerStats::default(),

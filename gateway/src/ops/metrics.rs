@@ -1,10 +1,13 @@
 //! The metrics registry: counters and gauges shared by every component through the context
 //! (no globals). Logs never carry counts; this does.
 
+use super::health::Liveness;
+use super::histogram::Histogram;
 use crate::event::Class;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Counters and gauges of one gateway process.
 #[derive(Debug, Default)]
@@ -24,12 +27,51 @@ pub struct Metrics {
     /// Device broker (re)connections.
     pub devices_connects: AtomicU64,
     drops: Mutex<BTreeMap<String, u64>>,
+    /// Events accepted, by (class, source); the source is the device profile, or `gateway`
+    /// for events the gateway makes itself (presence timeouts).
+    ingested: Mutex<BTreeMap<(Class, String), u64>>,
+    /// Time from publishing a batch to its PUBACK.
+    pub puback: Histogram,
+    /// Duration of one ingest pipeline to Redis (the accept path's command latency).
+    pub redis_ingest: Histogram,
+    /// Component liveness, for the watchdog and `/healthz`.
+    pub live: Liveness,
 }
 
 impl Metrics {
-    /// Counts events accepted for `class`.
+    /// Counts events accepted for `class` that the gateway made itself (source `gateway`).
     pub fn add_accepted(&self, class: Class, n: u64) {
+        self.add_ingested(class, "gateway", n);
+    }
+
+    /// Counts events accepted for `class` from `source` (a device profile name).
+    pub fn add_ingested(&self, class: Class, source: &str, n: u64) {
         self.accepted[class.index()].fetch_add(n, Relaxed);
+        let mut m = self.ingested.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get_mut(&(class, source.to_string())) {
+            Some(v) => *v += n,
+            None => {
+                m.insert((class, source.to_string()), n);
+            }
+        }
+    }
+
+    /// Events accepted so far, by (class, source).
+    pub fn ingested(&self) -> BTreeMap<(Class, String), u64> {
+        self.ingested
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records the time from publish to PUBACK of one uplink batch.
+    pub fn observe_puback(&self, d: Duration) {
+        self.puback.observe(d);
+    }
+
+    /// Records the duration of one ingest pipeline round trip to Redis.
+    pub fn observe_redis_ingest(&self, d: Duration) {
+        self.redis_ingest.observe(d);
     }
 
     /// Counts events acknowledged by the hub for `class`.

@@ -199,6 +199,18 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces the recorded device-broker subscriptions with `now`; returns the previous set.
+    pub async fn swap_subscriptions(&self, now: &[String]) -> Result<Vec<String>, StoreError> {
+        let key = self.key("devices_mqtt:subscriptions");
+        let mut pipe = redis::pipe();
+        pipe.atomic().smembers(&key).del(&key).ignore();
+        if !now.is_empty() {
+            pipe.sadd(&key, now).ignore();
+        }
+        let (old,): (Vec<String>,) = pipe.query_async(&mut self.conn()).await?;
+        Ok(old)
+    }
+
     /// Records the uplink state (`up`/`down`) and since when, for `outpost status`.
     pub async fn set_uplink_state(
         &self,

@@ -3,6 +3,7 @@
 
 use crate::event::Class;
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 /// A published batch: its class, last entry id and size.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +24,8 @@ pub struct Window {
     /// Per class, batches in publish order: (seq, batch, acked).
     per_class: [VecDeque<(u64, Batch, bool)>; 5],
     next_seq: u64,
+    /// Packet id → when rumqttc wrote the batch, for the PUBACK latency histogram.
+    written_at: HashMap<u16, Instant>,
 }
 
 impl Window {
@@ -58,8 +61,15 @@ impl Window {
                 .map(|(s, _, _)| *s);
             if let Some(seq) = seq {
                 self.by_pkid.insert(pkid, (b.class, seq));
+                self.written_at.insert(pkid, Instant::now());
             }
         }
+    }
+
+    /// Time since the tracked batch with packet id `pkid` was written (call on its PUBACK,
+    /// before [`Window::acked`]).
+    pub fn ack_latency(&mut self, pkid: u16) -> Option<Duration> {
+        self.written_at.remove(&pkid).map(|t| t.elapsed())
     }
 
     /// PUBACK for `pkid`. Returns the cursor advance it allows, if any:

@@ -54,7 +54,7 @@ impl Epoch {
             };
         }
         if let Some(p) = n.pos {
-            if n.valid != Some(false) && r.pos.map_or(true, |old: Pos| p.decimals >= old.decimals) {
+            if n.valid != Some(false) && r.pos.is_none_or(|old: Pos| p.decimals >= old.decimals) {
                 r.pos = Some(p);
             }
         }

@@ -1,12 +1,13 @@
 //! `outpost run`: connect the store, start every component under one cancellation token and
-//! task tracker (STYLE 6), stop them on SIGTERM/SIGINT.
+//! task tracker (STYLE 6), reload on SIGHUP, stop on SIGTERM/SIGINT.
+
+mod components;
 
 use crate::config::Settings;
-use crate::context::Context;
-use crate::ingest::mqtt::Route;
 use crate::ops::Metrics;
 use crate::store::Store;
 use crate::util::backoff::Backoff;
+use components::Components;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -19,47 +20,55 @@ use tracing::{error, info, warn};
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let token = CancellationToken::new();
     spawn_signal_handler(token.clone())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let settings = Arc::new(settings);
     info!(gateway = %settings.gateway_id, config = %settings.path.display(), "outpost starting");
+    let metrics = Arc::new(Metrics::default());
+    let tracker = TaskTracker::new();
+    // Ops first: `/healthz` answers (503, "redis unreachable") while we wait for Redis.
+    let ops = crate::ops::start(&tracker, settings.clone(), metrics.clone(), token.clone()).await?;
     let Some(store) = connect_store(&settings, &token).await else {
         info!("stopped before redis was reachable");
         return Ok(());
     };
     store.check_durability().await;
-    let ctx = Context {
-        settings: settings.clone(),
-        store,
-        metrics: Arc::new(Metrics::default()),
-        outbox: Arc::new(Notify::new()),
-        token: token.clone(),
-    };
-    let routes = settings
-        .mqtt
-        .iter()
-        .map(Route::new)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let tracker = TaskTracker::new();
-    spawn(&tracker, "uplink", crate::uplink::run(ctx.clone()));
-    spawn(&tracker, "presence", crate::presence::run(ctx.clone()));
-    spawn(&tracker, "buffer", crate::buffer::run(ctx.clone()));
-    if let (Some(broker), false) = (settings.devices_mqtt.clone(), routes.is_empty()) {
-        spawn(
-            &tracker,
-            "devices-mqtt",
-            crate::ingest::mqtt::run(ctx.clone(), broker, routes),
-        );
+    ops.set_store(store.clone());
+    // Config is valid (we got here) and Redis is reachable: ready (STYLE 11).
+    crate::ops::systemd::ready();
+    let mut comps = Components::new(store, metrics, Arc::new(Notify::new()), token.clone());
+    comps.apply(settings.clone()).await?;
+    let mut current = settings;
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = hup.recv() => {
+                info!(config = %current.path.display(), "SIGHUP: reloading config and profiles");
+                match Settings::load(&current.path) {
+                    Ok(new) => {
+                        let new = Arc::new(new);
+                        if new.redis_url != current.redis_url || new.prefix != current.prefix {
+                            warn!("redis url or prefix changed: that needs a restart; keeping the old store settings");
+                        }
+                        match comps.apply(new.clone()).await {
+                            Ok(()) => current = new,
+                            Err(e) => error!(error = %format!("{e:#}"), "reload failed; still running on the old config"),
+                        }
+                    }
+                    Err(e) => {
+                        for line in e.lines() {
+                            error!(problem = %line, "reload: invalid config or profile");
+                        }
+                        warn!("reload refused: still running on the old config and profiles");
+                    }
+                }
+            }
+        }
     }
-    for dev in settings.serial.iter().cloned() {
-        spawn(
-            &tracker,
-            "serial",
-            crate::ingest::serial::run(ctx.clone(), dev),
-        );
-    }
-    tracker.close();
-    token.cancelled().await;
+    crate::ops::systemd::stopping();
     info!("shutting down: stopping ingest, finishing writes, waiting for in-flight acks");
-    if tokio::time::timeout(Duration::from_secs(8), tracker.wait())
+    comps.stop_all().await;
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(3), tracker.wait())
         .await
         .is_err()
     {
@@ -67,17 +76,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     info!("outpost stopped");
     Ok(())
-}
-
-fn spawn<F>(tracker: &TaskTracker, name: &'static str, fut: F)
-where
-    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    tracker.spawn(async move {
-        if let Err(e) = fut.await {
-            error!(task = name, error = %format!("{e:#}"), "task failed");
-        }
-    });
 }
 
 fn spawn_signal_handler(token: CancellationToken) -> anyhow::Result<()> {
@@ -104,6 +102,7 @@ async fn connect_store(s: &Settings, token: &CancellationToken) -> Option<Store>
             }
             Err(e) => {
                 let d = backoff.next_delay();
+                crate::ops::systemd::status("waiting for redis");
                 warn!(url = %redact(&s.redis_url), error = %e, retry_in = ?d, "redis not reachable; retrying");
                 tokio::select! {
                     _ = token.cancelled() => return None,
