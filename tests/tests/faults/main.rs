@@ -7,8 +7,10 @@
 
 mod bounded_outbox;
 mod brokers;
+mod checks;
 mod common;
 mod drive;
+mod feed;
 mod half_open;
 mod kill_outpost;
 mod kill_redis;
