@@ -45,6 +45,9 @@ struct LinkState {
     delay: Duration,
     /// Hold the client → target direction (see [`TcpProxy::pause_upstream`]).
     hold_up: bool,
+    /// How many times `cut()` was called: a connection dies when this moves past its birth
+    /// value, even if `pass()` followed so quickly that the `Cut` mode itself was never seen.
+    cuts: u64,
 }
 
 impl LinkState {
@@ -83,6 +86,7 @@ impl TcpProxy {
             mode: Mode::Pass,
             delay: Duration::ZERO,
             hold_up: false,
+            cuts: 0,
         });
         let stats = Arc::new(Stats::default());
         rt.handle()
@@ -138,7 +142,10 @@ impl TcpProxy {
 
     /// Close all connections and refuse new ones until [`TcpProxy::pass`].
     pub fn cut(&self) {
-        self.state.send_modify(|s| s.mode = Mode::Cut);
+        self.state.send_modify(|s| {
+            s.mode = Mode::Cut;
+            s.cuts += 1;
+        });
     }
 
     /// Delay each chunk read from now on by `delay`, in each direction (zero: no delay).
@@ -173,10 +180,14 @@ async fn accept_loop(
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        if state.borrow().mode == Mode::Cut {
-            drop(client);
-            continue;
-        }
+        let born = {
+            let s = state.borrow();
+            if s.mode == Mode::Cut {
+                drop(client);
+                continue;
+            }
+            s.cuts
+        };
         let _ = client.set_nodelay(true);
         stats.accepted.fetch_add(1, Ordering::SeqCst);
         stats.active.fetch_add(1, Ordering::SeqCst);
@@ -184,7 +195,7 @@ async fn accept_loop(
         tokio::spawn(async move {
             let mut cut_watch = state.clone();
             tokio::select! {
-                _ = wait_for_mode(&mut cut_watch, |m| m == Mode::Cut) => {}
+                _ = wait_for_state(&mut cut_watch, |s| s.cuts != born) => {}
                 _ = connection(client, target, state) => {}
             }
             stats.active.fetch_sub(1, Ordering::SeqCst);

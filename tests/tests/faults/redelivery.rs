@@ -69,6 +69,11 @@ fn broker_redelivery_after_gateway_crash_is_stored_once() {
     );
     rig.outpost.kill9().unwrap();
     proxy.cut();
+    // `pass` right after `cut` could be seen first and release the held PUBACKs: wait until
+    // the proxy has really dropped the connection (and what it held).
+    assert!(wait_until(Duration::from_secs(5), || proxy
+        .connections_active()
+        == 0));
     proxy.pass();
 
     // The broker still owes these to Outpost's session, and redelivers them with DUP.
