@@ -7,6 +7,9 @@
 //!   Data already read is held and released on `pass()`, like TCP retransmission would.
 //! - [`TcpProxy::cut`]: close every current connection and refuse new ones (accept, then drop at
 //!   once) until `pass()`.
+//! - [`TcpProxy::pause_upstream`]: black hole in the client → target direction only (target →
+//!   client still flows), e.g. a subscriber whose PUBACKs never reach its broker. Cleared by
+//!   `pass()`; `cut()` drops what was held.
 //! - [`TcpProxy::set_delay`]: every chunk is released that long after it was read, in each
 //!   direction. Chunks are timestamped and queued, not serialized, so throughput is kept — a
 //!   satellite link, not a slow one.
@@ -40,6 +43,18 @@ pub enum Mode {
 struct LinkState {
     mode: Mode,
     delay: Duration,
+    /// Hold the client → target direction (see [`TcpProxy::pause_upstream`]).
+    hold_up: bool,
+    /// How many times `cut()` was called: a connection dies when this moves past its birth
+    /// value, even if `pass()` followed so quickly that the `Cut` mode itself was never seen.
+    cuts: u64,
+}
+
+impl LinkState {
+    /// Whether traffic in one direction (`up`: client → target) may move now.
+    fn flows(&self, up: bool) -> bool {
+        self.mode != Mode::Pause && !(up && self.hold_up)
+    }
 }
 
 /// Counters shared with the proxy tasks.
@@ -70,6 +85,8 @@ impl TcpProxy {
         let (state, state_rx) = watch::channel(LinkState {
             mode: Mode::Pass,
             delay: Duration::ZERO,
+            hold_up: false,
+            cuts: 0,
         });
         let stats = Arc::new(Stats::default());
         rt.handle()
@@ -103,9 +120,19 @@ impl TcpProxy {
         format!("mqtt://{}", self.addr)
     }
 
-    /// Forward both ways (releases whatever `pause` held).
+    /// Forward both ways (releases whatever `pause` or `pause_upstream` held).
     pub fn pass(&self) {
-        self.state.send_modify(|s| s.mode = Mode::Pass);
+        self.state.send_modify(|s| {
+            s.mode = Mode::Pass;
+            s.hold_up = false;
+        });
+    }
+
+    /// Black-hole only the client → target direction, keeping connections open; target →
+    /// client still flows. Held data is released on [`TcpProxy::pass`], dropped on
+    /// [`TcpProxy::cut`].
+    pub fn pause_upstream(&self) {
+        self.state.send_modify(|s| s.hold_up = true);
     }
 
     /// Black-hole the link, keeping connections open.
@@ -115,7 +142,10 @@ impl TcpProxy {
 
     /// Close all connections and refuse new ones until [`TcpProxy::pass`].
     pub fn cut(&self) {
-        self.state.send_modify(|s| s.mode = Mode::Cut);
+        self.state.send_modify(|s| {
+            s.mode = Mode::Cut;
+            s.cuts += 1;
+        });
     }
 
     /// Delay each chunk read from now on by `delay`, in each direction (zero: no delay).
@@ -150,10 +180,14 @@ async fn accept_loop(
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        if state.borrow().mode == Mode::Cut {
-            drop(client);
-            continue;
-        }
+        let born = {
+            let s = state.borrow();
+            if s.mode == Mode::Cut {
+                drop(client);
+                continue;
+            }
+            s.cuts
+        };
         let _ = client.set_nodelay(true);
         stats.accepted.fetch_add(1, Ordering::SeqCst);
         stats.active.fetch_add(1, Ordering::SeqCst);
@@ -161,7 +195,7 @@ async fn accept_loop(
         tokio::spawn(async move {
             let mut cut_watch = state.clone();
             tokio::select! {
-                _ = wait_for_mode(&mut cut_watch, |m| m == Mode::Cut) => {}
+                _ = wait_for_state(&mut cut_watch, |s| s.cuts != born) => {}
                 _ = connection(client, target, state) => {}
             }
             stats.active.fetch_sub(1, Ordering::SeqCst);
@@ -187,8 +221,8 @@ async fn connection(client: TcpStream, target: SocketAddr, mut state: watch::Rec
     let (cr, cw) = client.into_split();
     let (ur, uw) = upstream.into_split();
     tokio::join!(
-        direction(cr, uw, state.clone()),
-        direction(ur, cw, state.clone())
+        direction(cr, uw, state.clone(), true),
+        direction(ur, cw, state.clone(), false)
     );
 }
 
@@ -211,12 +245,18 @@ enum Chunk {
     Eof,
 }
 
-/// Pumps `from` → `to`: a reader that stamps chunks, a writer that releases them on time.
-async fn direction(from: OwnedReadHalf, to: OwnedWriteHalf, state: watch::Receiver<LinkState>) {
+/// Pumps `from` → `to` (`up`: client → target): a reader that stamps chunks, a writer that
+/// releases them on time.
+async fn direction(
+    from: OwnedReadHalf,
+    to: OwnedWriteHalf,
+    state: watch::Receiver<LinkState>,
+    up: bool,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::join!(
-        read_side(from, tx, state.clone()),
-        write_side(rx, to, state)
+        read_side(from, tx, state.clone(), up),
+        write_side(rx, to, state, up)
     );
 }
 
@@ -224,11 +264,12 @@ async fn read_side(
     mut from: OwnedReadHalf,
     tx: mpsc::UnboundedSender<(Instant, Chunk)>,
     mut state: watch::Receiver<LinkState>,
+    up: bool,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         // A black hole reads nothing: the sender's kernel buffers fill as on a dead link.
-        wait_for_mode(&mut state, |m| m != Mode::Pause).await;
+        wait_for_state(&mut state, |s| s.flows(up)).await;
         let read = tokio::select! {
             r = from.read(&mut buf) => r,
             _ = state.changed() => continue,
@@ -252,10 +293,11 @@ async fn write_side(
     mut rx: mpsc::UnboundedReceiver<(Instant, Chunk)>,
     mut to: OwnedWriteHalf,
     mut state: watch::Receiver<LinkState>,
+    up: bool,
 ) {
     while let Some((due, chunk)) = rx.recv().await {
         tokio::time::sleep_until(due).await;
-        wait_for_mode(&mut state, |m| m != Mode::Pause).await;
+        wait_for_state(&mut state, |s| s.flows(up)).await;
         match chunk {
             Chunk::Data(bytes) => {
                 if to.write_all(&bytes).await.is_err() {
@@ -272,8 +314,13 @@ async fn write_side(
 
 /// Waits until the mode satisfies `pred` (returns at once if it already does).
 async fn wait_for_mode(state: &mut watch::Receiver<LinkState>, pred: impl Fn(Mode) -> bool) {
+    wait_for_state(state, |s| pred(s.mode)).await;
+}
+
+/// Waits until the link state satisfies `pred` (returns at once if it already does).
+async fn wait_for_state(state: &mut watch::Receiver<LinkState>, pred: impl Fn(&LinkState) -> bool) {
     loop {
-        if pred(state.borrow_and_update().mode) {
+        if pred(&state.borrow_and_update()) {
             return;
         }
         if state.changed().await.is_err() {
