@@ -90,8 +90,18 @@ impl Store {
         Ok(n)
     }
 
+    /// Thins location history once: each pass starts after `<p>:thin:location`, the last entry
+    /// an earlier pass already thinned. Thinning a thinned stretch again would compound the
+    /// error (each pass may move the track by up to the tolerance); the first and last fix of
+    /// each device in a pass are kept, so the stretches join without a gap.
     async fn thin_locations(&self, want: u64) -> Result<u64, StoreError> {
-        let (mut after, mut seen, mut freed) = ("0-0".to_string(), 0usize, 0u64);
+        let mark = self.key("thin:location");
+        let start: Option<String> = redis::cmd("GET")
+            .arg(&mark)
+            .query_async(&mut self.conn())
+            .await?;
+        let (mut after, mut seen, mut freed) =
+            (start.unwrap_or_else(|| "0-0".into()), 0usize, 0u64);
         while freed < want && seen < PASS_LIMIT {
             let chunk = self.oldest(Class::Location, &after, CHUNK).await?;
             let Some(last) = chunk.last() else { break };
@@ -103,6 +113,11 @@ impl Store {
                 .collect();
             let drop = thin(&fixes, &Params::default());
             freed += self.xdel(Class::Location, &drop).await?;
+            let () = redis::cmd("SET")
+                .arg(&mark)
+                .arg(&after)
+                .query_async(&mut self.conn())
+                .await?;
         }
         Ok(freed)
     }

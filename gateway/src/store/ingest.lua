@@ -12,7 +12,10 @@ local recent = p .. ':ingest:recent'
 if h ~= '' and check == '1' and redis.call('LPOS', recent, h) then
   return {'dup'}
 end
-if dkey ~= '' and not redis.call('SET', p .. ':dedup:' .. dkey, '1', 'NX', 'EX', dttl) then
+-- Only look at the decoder identity here: claiming it before the budget check would make a
+-- refused input look like a duplicate when it is retried, and it would be acknowledged and lost.
+local dedup = p .. ':dedup:' .. dkey
+if dkey ~= '' and redis.call('EXISTS', dedup) == 1 then
   return {'dup'}
 end
 
@@ -22,7 +25,12 @@ end
 -- keep up.
 local function len(c) return redis.call('XLEN', p .. ':outbox:' .. c) end
 local total = len('alert') + len('message') + len('presence') + len('status') + len('location')
+-- An input that carries an alert is accepted whole: refusing it would hold the alert back.
+local has_alert = false
 for i = 0, n - 1 do
+  if ARGV[14 + i * 4] == 'alert' then has_alert = true end
+end
+for i = 0, (has_alert and -1 or n - 1) do
   local class = ARGV[14 + i * 4]
   if class == 'message' then
     if len('message') + len('alert') >= math.floor(max_events * 0.25) or total >= max_events then
@@ -35,6 +43,9 @@ for i = 0, n - 1 do
   end
 end
 
+if dkey ~= '' then
+  redis.call('SET', dedup, '1', 'EX', dttl)
+end
 if h ~= '' then
   redis.call('LPUSH', recent, h)
   redis.call('LTRIM', recent, 0, cap - 1)
