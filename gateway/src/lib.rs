@@ -14,12 +14,14 @@
 //! - [`event`]: the event model every decoder produces and the uplink carries (SPEC §5).
 //! - [`store`]: Redis — outbox streams per class, latest state, geo index, presence deadlines.
 //! - [`uplink`]: drains the outbox to the hub in class order with an in-flight window.
+//! - [`buffer`] and [`thin`]: the bounded outbox — thin the oldest location history first.
 //! - [`presence`]: offline after the profile's timeout, online again on the next report.
 //! - [`ops`]: metrics (and the `/metrics`, `/healthz` endpoint).
 //! - [`daemon`]: `outpost run` — starts it all under one cancellation token.
 //! - [`demo`]: `outpost demo`, the whole system on one machine.
 //! - [`util`]: backoff, rate-limited logs, hashing.
 
+pub mod buffer;
 pub mod cli;
 pub mod config;
 pub mod context;
@@ -30,8 +32,10 @@ pub mod event;
 pub mod ingest;
 pub mod mqtt_opts;
 pub mod ops;
+pub mod policy;
 pub mod presence;
 pub mod store;
+pub mod thin;
 pub mod tls;
 pub mod uplink;
 pub mod util;

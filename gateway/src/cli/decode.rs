@@ -3,7 +3,7 @@
 
 use super::InvalidInput;
 use crate::config::{profile::Profile, resolve_profile, DecoderKind};
-use crate::decode::{at_modem, gpsd::GpsdDecoder, MqttDecoder};
+use crate::decode::{at_modem, MqttDecoder};
 use crate::event::Event;
 use crate::ingest::topic::{matches, DeviceIdTemplate};
 use anyhow::Context as _;
@@ -34,7 +34,11 @@ pub fn decode(
         }
     }
     let mut out = Output::new();
-    let dev = "dev";
+    // Serial captures carry no device id: name the device after the file.
+    let stem = file
+        .and_then(|f| f.file_stem())
+        .map(|s| s.to_string_lossy().into_owned());
+    let dev = stem.as_deref().unwrap_or("stdin");
     match profile.decoder {
         k if k.is_mqtt() => decode_mqtt(&profile, &input, &mut out)?,
         DecoderKind::AtModem => {
@@ -46,14 +50,10 @@ pub fn decode(
                 out.result(i + 1, r.map(Some));
             }
         }
-        DecoderKind::Gpsd => {
-            let mut d = GpsdDecoder::new();
-            for (i, line) in String::from_utf8_lossy(&input).lines().enumerate() {
-                out.result(i + 1, d.push_line(dev, line, Utc::now()));
-            }
-        }
-        DecoderKind::Nmea => {
-            return Err(InvalidInput("nmea decoding is not built yet".into()).into())
+        DecoderKind::Nmea | DecoderKind::Gpsd => {
+            crate::ingest::lines::decode_capture(&profile, dev, &input, &mut |n, r| {
+                out.result(n, r)
+            })
         }
         _ => unreachable!("every decoder kind is handled above"),
     }

@@ -118,6 +118,53 @@ impl Default for ProfileGpsd {
     }
 }
 
+/// Which signal-quality queries an `at-modem` profile polls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AtQueriesOpt {
+    Csq,
+    Cesq,
+    #[default]
+    Both,
+}
+
+/// `[at_modem]` of a profile: what to poll and how often.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AtModemOptions {
+    pub queries: AtQueriesOpt,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for AtModemOptions {
+    fn default() -> Self {
+        AtModemOptions {
+            queries: AtQueriesOpt::Both,
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl AtModemOptions {
+    /// The poller settings these options describe.
+    pub fn poller_config(&self) -> crate::decode::at_modem::AtPollerConfig {
+        use crate::decode::at_modem::AtQueries;
+        crate::decode::at_modem::AtPollerConfig {
+            queries: match self.queries {
+                AtQueriesOpt::Csq => AtQueries::Csq,
+                AtQueriesOpt::Cesq => AtQueries::Cesq,
+                AtQueriesOpt::Both => AtQueries::Both,
+            },
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
+
 /// A device profile as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,11 +180,11 @@ pub struct RawProfile {
     pub serial: Option<ProfileSerial>,
     pub gpsd: Option<ProfileGpsd>,
     /// Reporting policy (location thinning at the source).
-    pub report: Option<toml::Table>,
+    pub report: Option<Spanned<crate::policy::ReportPolicy>>,
     /// Options of the `json` decoder (JSON Pointer mapping).
     pub json: Option<Spanned<crate::decode::json::JsonMapping>>,
     /// Options of the `at-modem` decoder.
-    pub at_modem: Option<toml::Table>,
+    pub at_modem: Option<Spanned<AtModemOptions>>,
 }
 
 fn default_presence_timeout() -> Duration {
@@ -186,6 +233,15 @@ impl Profile {
             presence_timeout: raw.presence_timeout,
             raw,
         })
+    }
+
+    /// The reporting policy (default: report every fix).
+    pub fn report_policy(&self) -> crate::policy::ReportPolicy {
+        self.raw
+            .report
+            .as_ref()
+            .map(|r| r.get_ref().clone())
+            .unwrap_or_default()
     }
 
     /// The MQTT topic filter, if this is an MQTT profile.
@@ -254,6 +310,29 @@ fn validate(raw: &RawProfile, problems: &mut Problems) {
         }
         (Some(j), _) => problems.push(Some(j.span()), "[json] is only for decoder = \"json\""),
         _ => {}
+    }
+    if let Some(r) = &raw.report {
+        for msg in r.get_ref().validate() {
+            problems.push(Some(r.span()), format!("report.{msg}"));
+        }
+    }
+    if let Some(a) = &raw.at_modem {
+        let o = a.get_ref();
+        if o.interval < Duration::from_secs(1)
+            || o.timeout < Duration::from_millis(100)
+            || o.timeout > o.interval
+        {
+            problems.push(
+                Some(a.span()),
+                "at_modem: interval must be ≥ 1s and timeout between 100ms and interval",
+            );
+        }
+        if kind != DecoderKind::AtModem {
+            problems.push(
+                Some(a.span()),
+                "[at_modem] is only for decoder = \"at-modem\"",
+            );
+        }
     }
     if let Some(s) = &raw.serial {
         let baud = *s.baud.get_ref();

@@ -586,7 +586,7 @@ mod tests {
         let csq = out[0].as_ref().unwrap();
         assert_eq!(
             csq.to_json(),
-            r#"{"dev":"modem0","class":"status","rssi":-79.0,"ts":"2023-11-14T22:13:20.000Z","ts_src":"gateway"}"#
+            r#"{"dev":"modem0","class":"status","rssi":-79,"ts":"2023-11-14T22:13:20.000Z","ts_src":"gateway"}"#
         );
         let cesq = status(out[1].as_ref().unwrap());
         assert_eq!(cesq.extra.get("rsrq"), Some(&serde_json::json!(-4.5)));

@@ -12,6 +12,7 @@ use thiserror::Error;
 pub mod at_modem;
 pub mod framer;
 pub mod gpsd;
+pub mod nmea;
 
 /// Why an input produced no event. `reason()` is the counter label.
 #[derive(Debug, Error, Clone, PartialEq)]

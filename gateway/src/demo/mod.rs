@@ -4,6 +4,7 @@
 //! the SPEC §5 dedup rule; the uplink cut for a while mid-run. Exit 0 only if nothing was lost.
 
 mod devices;
+mod gps;
 mod hub;
 mod procs;
 mod proxy;
@@ -16,7 +17,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// Profiles the demo's devices use, shipped inside the binary.
-const PROFILES: [(&str, &str); 3] = [
+const PROFILES: [(&str, &str); 4] = [
+    (
+        "nmea-gps",
+        include_str!("../../../device-profiles/nmea-gps.toml"),
+    ),
     (
         "owntracks",
         include_str!("../../../device-profiles/owntracks.toml"),
@@ -64,15 +69,18 @@ async fn run(seconds: u64) -> anyhow::Result<ExitCode> {
     for (name, text) in PROFILES {
         std::fs::write(profiles.join(format!("{name}.toml")), text)?;
     }
+    let gps = gps::SerialGps::start()?;
     let config = d.join("gateway.toml");
     std::fs::write(
         &config,
         format!(
             "[gateway]\nid = \"veh-0042\"\nprofiles = \"{}\"\n\n[redis]\nurl = \"redis://127.0.0.1:{redis_port}/0\"\n\n\
              [devices_mqtt]\nurl = \"mqtt://127.0.0.1:{dev_port}\"\n\n[uplink]\nurl = \"mqtt://127.0.0.1:{}\"\nkeep_alive = \"2s\"\n\n\
-             [[mqtt]]\nprofile = \"owntracks\"\n\n[[mqtt]]\nprofile = \"meshtastic\"\n\n[[mqtt]]\nprofile = \"radio-json\"\n",
+             [[mqtt]]\nprofile = \"owntracks\"\n\n[[mqtt]]\nprofile = \"meshtastic\"\n\n[[mqtt]]\nprofile = \"radio-json\"\n\n\
+             [[serial]]\ndevice = \"gps0\"\npath = \"{}\"\nprofile = \"nmea-gps\"\n",
             profiles.display(),
-            link.port
+            link.port,
+            gps.path.display()
         ),
     )?;
     let log = d.join("outpost.log");

@@ -2,7 +2,9 @@
 //! [`accept`] writes them to the store. An input is acknowledged to its source only once the
 //! store has accepted it (SPEC §6).
 
+pub mod lines;
 pub mod mqtt;
+pub mod serial;
 pub mod topic;
 
 use crate::context::Context;

@@ -77,11 +77,7 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
                     backoff.reset();
                     ctx.metrics.devices_connects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     info!(session_present = ack.session_present, "device broker connected");
-                    for r in routes.iter() {
-                        if let Err(e) = client.try_subscribe(&r.filter, QoS::AtLeastOnce) {
-                            warn!(topic = %r.filter, error = %e, "subscribe request failed");
-                        }
-                    }
+                    subscribe(&ctx, &client, &routes).await;
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     if let Some(tx) = &tx {
@@ -125,6 +121,26 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
 fn alive<T>(ctx: &Context, ev: T) -> T {
     ctx.metrics.live.beat(crate::ops::Component::Ingest);
     ev
+}
+
+/// Subscribes every route's filter and unsubscribes filters a previous config used: the
+/// session is persistent, so the broker would otherwise keep feeding them to us.
+async fn subscribe(ctx: &Context, client: &AsyncClient, routes: &[Route]) {
+    let now: Vec<String> = routes.iter().map(|r| r.filter.clone()).collect();
+    match ctx.store.swap_subscriptions(&now).await {
+        Ok(old) => {
+            for f in old.iter().filter(|f| !now.contains(f)) {
+                info!(topic = %f, "unsubscribing a filter the config no longer has");
+                let _ = client.try_unsubscribe(f);
+            }
+        }
+        Err(e) => debug!(error = %e, "could not read previous subscriptions"),
+    }
+    for f in &now {
+        if let Err(e) = client.try_subscribe(f, QoS::AtLeastOnce) {
+            warn!(topic = %f, error = %e, "subscribe request failed");
+        }
+    }
 }
 
 async fn wait_finished(h: &tokio::task::JoinHandle<()>) {

@@ -16,9 +16,10 @@ if dkey ~= '' and not redis.call('SET', p .. ':dedup:' .. dkey, '1', 'NX', 'EX',
   return {'dup'}
 end
 
--- Budget (SPEC §6): alerts always get in; messages are refused when their share is full;
--- location and status make room by thinning (done by the uplink side), and are refused
--- only when the whole budget is full.
+-- Budget (SPEC §6): alerts always get in; messages are refused when their share (a quarter
+-- of the budget) is full; location and status make room by thinning (the buffer guard keeps
+-- the total under 90%), and are refused only past a hard cap of 110% — if the guard cannot
+-- keep up.
 local function len(c) return redis.call('XLEN', p .. ':outbox:' .. c) end
 local total = len('alert') + len('message') + len('presence') + len('status') + len('location')
 for i = 0, n - 1 do
@@ -28,7 +29,7 @@ for i = 0, n - 1 do
       return {'full', class}
     end
   elseif class == 'status' or class == 'location' then
-    if total >= max_events then
+    if total >= max_events * 1.1 then
       return {'full', class}
     end
   end

@@ -3,9 +3,11 @@
 //! `ConnectionManager`, which reconnects by itself); writes are pipelined Lua scripts so each
 //! input is accepted atomically.
 
+mod budget;
 mod outbox;
 mod presence;
 
+pub use budget::Thinned;
 pub use outbox::{next_id, parse_id, OutboxEntry};
 
 use crate::event::{format_ts, Body, Class, Event, Presence, PresenceState, TsSrc};
@@ -195,6 +197,18 @@ impl Store {
         }
         let () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
+    }
+
+    /// Replaces the recorded device-broker subscriptions with `now`; returns the previous set.
+    pub async fn swap_subscriptions(&self, now: &[String]) -> Result<Vec<String>, StoreError> {
+        let key = self.key("devices_mqtt:subscriptions");
+        let mut pipe = redis::pipe();
+        pipe.atomic().smembers(&key).del(&key).ignore();
+        if !now.is_empty() {
+            pipe.sadd(&key, now).ignore();
+        }
+        let (old,): (Vec<String>,) = pipe.query_async(&mut self.conn()).await?;
+        Ok(old)
     }
 
     /// Records the uplink state (`up`/`down`) and since when, for `outpost status`.

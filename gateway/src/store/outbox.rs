@@ -78,22 +78,23 @@ impl Store {
         Ok(out)
     }
 
-    /// The hub acknowledged `class` entries up to `id` (`n` of them in this step): move the
-    /// cursor and trim what is behind it, atomically.
-    pub async fn ack(&self, class: Class, id: &str, n: u64) -> Result<(), StoreError> {
-        let () = redis::pipe()
-            .atomic()
-            .hset(self.key("uplink"), format!("acked:{class}"), id)
-            .ignore()
-            .cmd("XTRIM")
-            .arg(self.key(&format!("outbox:{class}")))
-            .arg("MINID")
-            .arg(next_id(id))
-            .ignore()
-            .hincr(self.key("stats"), format!("delivered:{class}"), n)
-            .ignore()
-            .query_async(&mut self.conn())
-            .await?;
+    /// The hub acknowledged entries up to these ids (`n` events each): move the cursors and
+    /// trim what is behind them, in one transaction.
+    pub async fn ack_many(&self, moves: &[(Class, String, u64)]) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (class, id, n) in moves {
+            pipe.hset(self.key("uplink"), format!("acked:{class}"), id)
+                .ignore()
+                .cmd("XTRIM")
+                .arg(self.key(&format!("outbox:{class}")))
+                .arg("MINID")
+                .arg(next_id(id))
+                .ignore()
+                .hincr(self.key("stats"), format!("delivered:{class}"), *n)
+                .ignore();
+        }
+        let () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 //! high-water rule drops what it already has.
 
 pub mod batch;
+mod cursor;
 mod session;
 pub mod window;
 
@@ -12,6 +13,7 @@ use crate::context::Context;
 use crate::util::{backoff::Backoff, ratelimit::LogGate};
 use chrono::Utc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// How a session ended.
@@ -22,13 +24,16 @@ pub enum End {
 
 /// Runs the uplink until cancelled.
 pub async fn run(ctx: Context) -> anyhow::Result<()> {
-    let mut backoff = Backoff::default();
+    // Short: the hub coming back should be used within a second (issue 7 goal); a refused or
+    // timed-out connect once a second is no load even on a metered link.
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
     let mut gate = LogGate::default();
     let u = &ctx.settings.uplink;
     info!(hub = %format!("{}:{}", u.broker.host, u.broker.port), tls = u.broker.tls, "uplink starting");
+    let (cursors, writer) = cursor::CursorWriter::start(ctx.store.clone());
     loop {
         ctx.metrics.live.beat(crate::ops::Component::Uplink);
-        let end = session::run(&ctx, &mut backoff).await;
+        let end = session::run(&ctx, &mut backoff, &cursors).await;
         if ctx.metrics.uplink_up.swap(false, Relaxed) {
             let _ = ctx.store.set_uplink_state("down", Utc::now()).await;
         }
@@ -46,6 +51,8 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
             _ = tokio::time::sleep(delay) => {}
         }
     }
+    cursors.flush(&ctx.store, Duration::from_secs(2)).await;
+    writer.abort();
     info!("uplink stopped");
     Ok(())
 }

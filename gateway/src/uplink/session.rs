@@ -1,6 +1,7 @@
 //! One uplink connection: connect, announce (state, snapshot), then drain and track PUBACKs
 //! until the link is lost or we shut down.
 
+use super::cursor::CursorWriter;
 use super::window::{Batch, Window};
 use super::{batch, topic, End};
 use crate::context::Context;
@@ -29,8 +30,8 @@ struct Session<'a> {
     replay_upto: [(u64, u64); 5],
     /// Classes known to have nothing after `sent` (until the outbox is notified).
     idle: [bool; 5],
-    /// Cursor moves Redis could not record yet: (id, count) per class.
-    unrecorded: [Option<(String, u64)>; 5],
+    /// Where acknowledged cursors go to be recorded in Redis.
+    cursors: CursorWriter,
     /// Since when we wait for any packet from the broker (a publish or ping is outstanding).
     awaiting_since: Option<Instant>,
     response_timeout: Duration,
@@ -38,7 +39,11 @@ struct Session<'a> {
 }
 
 /// Runs one session; `Err` for failures before the link was up.
-pub async fn run(ctx: &Context, backoff: &mut Backoff) -> anyhow::Result<End> {
+pub async fn run(
+    ctx: &Context,
+    backoff: &mut Backoff,
+    cursors: &CursorWriter,
+) -> anyhow::Result<End> {
     let u = &ctx.settings.uplink;
     let state_topic = topic(ctx, "state");
     let mut opts = crate::mqtt_opts::options(&u.broker)?;
@@ -80,7 +85,7 @@ pub async fn run(ctx: &Context, backoff: &mut Backoff) -> anyhow::Result<End> {
         sent: Default::default(),
         replay_upto: [(0, 0); 5],
         idle: [false; 5],
-        unrecorded: Default::default(),
+        cursors: cursors.clone(),
         awaiting_since: None,
         response_timeout: (u.broker.keep_alive / 2).max(Duration::from_secs(1)),
         fill_blocked_until: None,
@@ -131,7 +136,6 @@ impl Session<'_> {
                             return Ok(End::Lost(format!("hub silent for {:?} (half-open link?)", self.response_timeout)));
                         }
                     }
-                    self.record_unrecorded().await;
                 }
                 ev = el.poll() => match ev {
                     Ok(ev) => self.on_event(ev).await,
@@ -157,34 +161,12 @@ impl Session<'_> {
                     }
                     if let Some((class, id, n)) = self.window.acked(ack.pkid) {
                         self.ctx.metrics.add_forwarded(class, n);
-                        self.record(class, id, n).await;
+                        self.cursors.moved(class, id, n);
                     }
                 }
                 self.awaiting_since = (!self.window.is_empty()).then(Instant::now);
             }
             _ => {}
-        }
-    }
-
-    /// Records an acknowledged cursor in Redis; if Redis is unreachable, keeps it for later
-    /// (a crash meanwhile only means the hub sees those events again and drops them).
-    async fn record(&mut self, class: Class, id: String, n: u64) {
-        let slot = &mut self.unrecorded[class.index()];
-        let total = n + slot.as_ref().map_or(0, |(_, m)| *m);
-        match self.ctx.store.ack(class, &id, total).await {
-            Ok(()) => *slot = None,
-            Err(e) => {
-                debug!(error = %e, "could not record uplink cursor; will retry");
-                *slot = Some((id, total));
-            }
-        }
-    }
-
-    async fn record_unrecorded(&mut self) {
-        for c in Class::ALL {
-            if let Some((id, _)) = self.unrecorded[c.index()].clone() {
-                self.record(c, id, 0).await;
-            }
         }
     }
 

@@ -1,12 +1,13 @@
 //! `outpost run`: connect the store, start every component under one cancellation token and
-//! task tracker (STYLE 6), stop them on SIGTERM/SIGINT.
+//! task tracker (STYLE 6), reload on SIGHUP, stop on SIGTERM/SIGINT.
+
+mod components;
 
 use crate::config::Settings;
-use crate::context::Context;
-use crate::ingest::mqtt::Route;
-use crate::ops::{Component, Metrics};
+use crate::ops::Metrics;
 use crate::store::Store;
 use crate::util::backoff::Backoff;
+use components::Components;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -19,6 +20,7 @@ use tracing::{error, info, warn};
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let token = CancellationToken::new();
     spawn_signal_handler(token.clone())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let settings = Arc::new(settings);
     info!(gateway = %settings.gateway_id, config = %settings.path.display(), "outpost starting");
     let metrics = Arc::new(Metrics::default());
@@ -29,50 +31,44 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         info!("stopped before redis was reachable");
         return Ok(());
     };
+    store.check_durability().await;
     ops.set_store(store.clone());
     // Config is valid (we got here) and Redis is reachable: ready (STYLE 11).
     crate::ops::systemd::ready();
-    let ctx = Context {
-        settings: settings.clone(),
-        store,
-        metrics: metrics.clone(),
-        outbox: Arc::new(Notify::new()),
-        token: token.clone(),
-    };
-    let routes = settings
-        .mqtt
-        .iter()
-        .map(Route::new)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let m = &metrics;
-    spawn(
-        &tracker,
-        m,
-        Component::Uplink,
-        "uplink",
-        crate::uplink::run(ctx.clone()),
-    );
-    spawn(
-        &tracker,
-        m,
-        Component::Presence,
-        "presence",
-        crate::presence::run(ctx.clone()),
-    );
-    if let (Some(broker), false) = (settings.devices_mqtt.clone(), routes.is_empty()) {
-        spawn(
-            &tracker,
-            m,
-            Component::Ingest,
-            "devices-mqtt",
-            crate::ingest::mqtt::run(ctx.clone(), broker, routes),
-        );
+    let mut comps = Components::new(store, metrics, Arc::new(Notify::new()), token.clone());
+    comps.apply(settings.clone()).await?;
+    let mut current = settings;
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = hup.recv() => {
+                info!(config = %current.path.display(), "SIGHUP: reloading config and profiles");
+                match Settings::load(&current.path) {
+                    Ok(new) => {
+                        let new = Arc::new(new);
+                        if new.redis_url != current.redis_url || new.prefix != current.prefix {
+                            warn!("redis url or prefix changed: that needs a restart; keeping the old store settings");
+                        }
+                        match comps.apply(new.clone()).await {
+                            Ok(()) => current = new,
+                            Err(e) => error!(error = %format!("{e:#}"), "reload failed; still running on the old config"),
+                        }
+                    }
+                    Err(e) => {
+                        for line in e.lines() {
+                            error!(problem = %line, "reload: invalid config or profile");
+                        }
+                        warn!("reload refused: still running on the old config and profiles");
+                    }
+                }
+            }
+        }
     }
-    tracker.close();
-    token.cancelled().await;
     crate::ops::systemd::stopping();
     info!("shutting down: stopping ingest, finishing writes, waiting for in-flight acks");
-    if tokio::time::timeout(Duration::from_secs(8), tracker.wait())
+    comps.stop_all().await;
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(3), tracker.wait())
         .await
         .is_err()
     {
@@ -80,25 +76,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     info!("outpost stopped");
     Ok(())
-}
-
-/// Spawns a component task; it counts as alive for the watchdog until it returns.
-fn spawn<F>(
-    tracker: &TaskTracker,
-    metrics: &Arc<Metrics>,
-    component: Component,
-    name: &'static str,
-    fut: F,
-) where
-    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let metrics = metrics.clone();
-    tracker.spawn(async move {
-        let _alive = metrics.live.running(component);
-        if let Err(e) = fut.await {
-            error!(task = name, error = %format!("{e:#}"), "task failed");
-        }
-    });
 }
 
 fn spawn_signal_handler(token: CancellationToken) -> anyhow::Result<()> {
