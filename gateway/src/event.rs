@@ -87,9 +87,7 @@ pub enum PresenceState {
 /// A position report.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Location {
-    #[serde(serialize_with = "ser_deg")]
     pub lat: f64,
-    #[serde(serialize_with = "ser_deg")]
     pub lon: f64,
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -290,11 +288,6 @@ fn ser_opt_num<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> 
         Some(x) => s.serialize_f64(*x),
         None => s.serialize_none(),
     }
-}
-
-/// Degrees to 1e-9 (0.1 mm): no binary noise like `51.925886999999996` in the output.
-fn ser_deg<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((v * 1e9).round() / 1e9)
 }
 
 fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

@@ -27,6 +27,17 @@ enum Command {
         #[arg(short, long, default_value = outpost::config::DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Show the gateway's state from Redis: uplink, backlog, devices, drops (works while the
+    /// daemon is down).
+    Status {
+        #[arg(short, long, default_value = outpost::config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Machine-readable JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a commented gateway.toml template with every key and its default.
+    PrintConfig,
     /// Decode a device capture with a profile and print events as JSON lines.
     Decode {
         /// Profile name or path.
@@ -53,6 +64,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => cli::run(&config),
         Command::Check { config } => cli::check(&config),
+        Command::Status { config, json } => cli::status(&config, json),
+        Command::PrintConfig => cli::print_config(),
         Command::Demo { seconds } => outpost::demo::demo(seconds),
         Command::Decode {
             profile,

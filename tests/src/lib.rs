@@ -11,6 +11,7 @@
 //! - [`hub`]: the hub-side receiver; [`dedup`] holds its sans-I/O bookkeeping (the SPEC §5 rule).
 //! - [`device`]: a field device publishing QoS 1 to the device broker.
 //! - [`outpost`]: builds and runs the `outpost` binary; [`config`] renders its `gateway.toml`.
+//! - [`rig`]: a whole bench (Redis, device broker, hub broker, proxy, hub) and profile copies.
 //! - [`rt`], [`process`]: the runtime-thread and child-process plumbing the above share.
 //!
 //! Helpers that need async I/O own a tokio runtime on their own thread and are driven through
@@ -26,6 +27,7 @@ pub mod outpost;
 pub mod process;
 pub mod proxy;
 pub mod redis_server;
+pub mod rig;
 pub mod rt;
 
 use std::net::TcpListener;
@@ -39,6 +41,7 @@ pub use mosquitto::{Mosquitto, TlsListener};
 pub use outpost::{outpost_bin, Outpost};
 pub use proxy::TcpProxy;
 pub use redis_server::RedisServer;
+pub use rig::{ProfileDir, Rig, GW};
 
 /// A loopback port that was free a moment ago.
 ///

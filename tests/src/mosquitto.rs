@@ -136,6 +136,22 @@ impl Mosquitto {
         Ok(())
     }
 
+    /// How many subscribe requests from `client_id` the broker logged so far (one line per
+    /// topic filter; all starts). Compare with an earlier count to see a client subscribe.
+    pub fn subscriptions_of(&self, client_id: &str) -> usize {
+        // mosquitto logs a subscription as `<time>: <client id> <qos> <filter>`.
+        let needle = format!(": {client_id} ");
+        self.log()
+            .lines()
+            .filter(|l| {
+                l.split_once(&needle).is_some_and(|(_, rest)| {
+                    let mut parts = rest.splitn(2, ' ');
+                    parts.next().is_some_and(|q| q.parse::<u8>().is_ok()) && parts.next().is_some()
+                })
+            })
+            .count()
+    }
+
     /// The broker's log (all starts).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
@@ -182,6 +198,7 @@ fn write_config(
          log_type warning\n\
          log_type notice\n\
          log_type information\n\
+         log_type subscribe\n\
          connection_messages true\n\
          log_timestamp_format %Y-%m-%dT%H:%M:%S\n"
     );

@@ -163,7 +163,24 @@ impl Outpost {
     /// As [`Outpost::terminate`] with another timeout.
     pub fn terminate_within(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
         let mut child = self.child.take().context("outpost is not running")?;
+        // Exited by itself already: its pid may be reused, so signal nothing.
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
         process::terminate(&mut child, timeout)
+    }
+
+    /// Waits up to `timeout` for the daemon to exit by itself (e.g. after [`Outpost::signal`]);
+    /// returns its status, or `None` if it is still running (it is left running).
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<Option<ExitStatus>> {
+        let Some(child) = self.child.as_mut() else {
+            return Ok(None);
+        };
+        let status = process::wait_timeout(child, timeout)?;
+        if status.is_some() {
+            self.child = None;
+        }
+        Ok(status)
     }
 
     /// Sends a signal (`libc::SIGINT`, …) without waiting.

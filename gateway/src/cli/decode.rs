@@ -91,7 +91,7 @@ fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Res
         };
         match decoder.decode(&dev, payload, Utc::now()) {
             Ok(d) => d.events.iter().for_each(|e| out.event(e)),
-            Err(e) => out.problem(n, &format!("{}: {e}", e.reason())),
+            Err(e) => out.problem(n, &format!("{e} [{}]", e.reason())),
         }
     }
     Ok(())
@@ -177,7 +177,7 @@ impl Output {
         match r {
             Ok(Some(e)) => self.event(&e),
             Ok(None) => {}
-            Err(e) => self.problem(line, &format!("{}: {e}", e.reason())),
+            Err(e) => self.problem(line, &format!("{e} [{}]", e.reason())),
         }
     }
 

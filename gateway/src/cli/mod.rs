@@ -2,8 +2,12 @@
 //! [`exit_code`] maps (1 invalid input or config, 2 runtime failure).
 
 mod decode;
+mod print_config;
+mod status;
 
 pub use decode::decode;
+pub use print_config::print_config;
+pub use status::status;
 
 use crate::config::{ConfigError, Settings};
 use std::path::Path;
@@ -13,6 +17,17 @@ use std::process::ExitCode;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct InvalidInput(pub String);
+
+/// Writes `text` to stdout; a closed pipe (`outpost status | head`) is not an error, and
+/// never a panic as `println!` would make it.
+pub(crate) fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
 
 /// 1 for invalid config or input, 2 for everything else.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
@@ -58,27 +73,29 @@ pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
 pub fn check(config: &Path) -> anyhow::Result<ExitCode> {
     match Settings::load(config) {
         Ok(s) => {
-            let profiles: std::collections::BTreeSet<_> = s
+            let profiles: std::collections::BTreeSet<&str> = s
                 .mqtt
                 .iter()
-                .map(|m| m.profile.path.display().to_string())
-                .chain(
-                    s.serial
-                        .iter()
-                        .map(|d| d.profile.path.display().to_string()),
-                )
+                .map(|m| m.profile.name.as_str())
+                .chain(s.serial.iter().map(|d| d.profile.name.as_str()))
                 .collect();
-            println!(
-                "{}: ok ({} profiles checked)",
+            let names: Vec<&str> = profiles.into_iter().collect();
+            let used = match names.len() {
+                0 => "no profiles".to_string(),
+                1 => format!("1 profile: {}", names[0]),
+                n => format!("{n} profiles: {}", names.join(", ")),
+            };
+            print_stdout(&format!(
+                "{}: ok (gateway {}, {used})\n",
                 config.display(),
-                profiles.len()
-            );
+                s.gateway_id
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(ConfigError(problems)) => {
-            for l in ConfigError(problems).lines() {
-                println!("{l}");
-            }
+        Err(e) => {
+            let mut text = e.lines().join("\n");
+            text.push('\n');
+            print_stdout(&text)?;
             Ok(ExitCode::from(1))
         }
     }

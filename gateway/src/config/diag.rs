@@ -47,23 +47,33 @@ impl Problems {
         self.items.is_empty()
     }
 
+    /// True when a problem with exactly this message was recorded.
+    pub fn has_message(&self, msg: &str) -> bool {
+        self.items.iter().any(|p| p.message == msg)
+    }
+
     /// Number of problems.
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
-    /// Moves every problem of `other` into this list's output (other files keep their own names).
+    /// All problems in file order, one `file:line:col: message` line each.
     pub fn lines(&self) -> Vec<String> {
-        self.items
+        let mut placed: Vec<_> = self
+            .items
             .iter()
             .map(|p| {
-                let (line, col) = p
+                let at = p
                     .span
                     .as_ref()
-                    .map(|s| line_col(&self.src, s.start))
-                    .unwrap_or((1, 1));
-                format!("{}:{}:{}: {}", self.path.display(), line, col, p.message)
+                    .map_or((1, 1), |s| line_col(&self.src, s.start));
+                (at, &p.message)
             })
+            .collect();
+        placed.sort_by_key(|(at, _)| *at);
+        placed
+            .into_iter()
+            .map(|((line, col), msg)| format!("{}:{line}:{col}: {msg}", self.path.display()))
             .collect()
     }
 }

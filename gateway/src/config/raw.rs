@@ -33,7 +33,7 @@ pub struct RawGateway {
     pub profiles: Spanned<String>,
 }
 
-fn default_profiles() -> Spanned<String> {
+pub fn default_profiles() -> Spanned<String> {
     Spanned::new(0..0, "/etc/outpost/device-profiles".to_string())
 }
 
@@ -67,11 +67,11 @@ pub struct RawDevicesMqtt {
     pub keep_alive: Duration,
 }
 
-fn default_devices_url() -> Spanned<String> {
+pub fn default_devices_url() -> Spanned<String> {
     Spanned::new(0..0, "mqtt://127.0.0.1:1883".into())
 }
 
-fn default_keep_alive() -> Duration {
+pub fn default_keep_alive() -> Duration {
     Duration::from_secs(30)
 }
 
@@ -96,15 +96,15 @@ pub struct RawUplink {
     pub inflight: Spanned<i64>,
 }
 
-fn default_topic_prefix() -> Spanned<String> {
+pub fn default_topic_prefix() -> Spanned<String> {
     Spanned::new(0..0, "outpost/v1".into())
 }
 
-fn default_batch_max() -> Spanned<i64> {
+pub fn default_batch_max() -> Spanned<i64> {
     Spanned::new(0..0, 256)
 }
 
-fn default_inflight() -> Spanned<i64> {
+pub fn default_inflight() -> Spanned<i64> {
     Spanned::new(0..0, 8)
 }
 

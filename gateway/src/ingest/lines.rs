@@ -91,7 +91,8 @@ pub fn decode_capture(
     for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         n = i + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.is_empty() {
+        // `#` lines are comments of capture files (gpsd's tools write a header), not device data.
+        if raw.is_empty() || raw.starts_with(b"#") {
             continue;
         }
         match std::str::from_utf8(raw) {

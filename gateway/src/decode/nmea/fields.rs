@@ -129,7 +129,10 @@ pub(crate) fn coord(value: &str, hemi: &str, is_lat: bool) -> FieldResult<(f64, 
     if min >= 60.0 || deg > max {
         return Err("coordinate out of range");
     }
-    let d = deg + min / 60.0;
+    // Round to 1e-9 deg (0.1 mm), far below any receiver's resolution, so the ddmm.mmmm
+    // conversion leaves no binary noise like `51.925886999999996`. Decoders that receive
+    // decimal degrees pass the device's value through unchanged.
+    let d = ((deg + min / 60.0) * 1e9).round() / 1e9;
     if d > max {
         return Err("coordinate out of range");
     }

@@ -2,6 +2,9 @@
 //! defaults, its decoder and options, presence timeout and reporting policy.
 //! The schema is documented in `docs/device-profiles.md`.
 
+mod validate;
+
+use super::de::deserialize_all;
 use super::diag::Problems;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -33,14 +36,47 @@ impl DecoderKind {
     pub fn is_serial(self) -> bool {
         matches!(self, DecoderKind::Nmea | DecoderKind::AtModem)
     }
+
+    /// The name profiles use (`decoder = "at-modem"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DecoderKind::Nmea => "nmea",
+            DecoderKind::Owntracks => "owntracks",
+            DecoderKind::Meshtastic => "meshtastic",
+            DecoderKind::Gpsd => "gpsd",
+            DecoderKind::AtModem => "at-modem",
+            DecoderKind::Json => "json",
+        }
+    }
 }
 
-/// A profile's `version`: a number or a string, kept as text.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Version {
-    Int(i64),
-    Text(String),
+/// A profile's `version`: a number (`3`) or a string (`"2024.1"`), kept as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version(pub String);
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Version;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a version number or string, e.g. 1 or \"1.2\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Version, E> {
+                Ok(Version(s.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Version, E> {
+                Ok(Version(n.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Version, E> {
+                Ok(Version(n.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Version, E> {
+                Ok(Version(n.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `[mqtt]` of a profile.
@@ -170,7 +206,7 @@ impl AtModemOptions {
 #[serde(deny_unknown_fields)]
 pub struct RawProfile {
     pub name: Spanned<String>,
-    pub description: String,
+    pub description: Spanned<String>,
     pub version: Version,
     pub decoder: Spanned<DecoderKind>,
     /// No report for this long → the device goes offline.
@@ -215,14 +251,20 @@ impl Profile {
     /// Parses and validates profile text `src` (named `path` in messages).
     pub fn parse(path: &Path, src: &str) -> Result<Profile, Problems> {
         let mut problems = Problems::new(path, src);
-        let raw: RawProfile = match toml::from_str(src) {
-            Ok(r) => r,
-            Err(e) => {
-                problems.push_toml(&e);
-                return Err(problems);
-            }
+        let parsed = deserialize_all::<RawProfile>(src, &mut problems);
+        if parsed.value.is_none() {
+            let required = ["name", "description", "version", "decoder"];
+            super::de::missing_top_keys(&parsed, &required, &mut problems);
+        }
+        let Some(raw) = parsed.value else {
+            return Err(problems);
         };
-        validate(&raw, &mut problems);
+        let ctx = validate::Ctx {
+            path,
+            doc: &parsed.doc,
+            pruned: &parsed.pruned,
+        };
+        validate::validate(&raw, &ctx, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -256,94 +298,5 @@ impl Profile {
             .as_ref()
             .and_then(|m| m.device_id.as_ref())
             .map(|t| t.get_ref().as_str())
-    }
-}
-
-fn validate(raw: &RawProfile, problems: &mut Problems) {
-    let name = raw.name.get_ref();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    {
-        problems.push(
-            Some(raw.name.span()),
-            "name must be 1 or more of [A-Za-z0-9._-]",
-        );
-    }
-    if raw.presence_timeout < Duration::from_secs(1) {
-        problems.push(None, "presence_timeout must be at least 1s");
-    }
-    let kind = *raw.decoder.get_ref();
-    if kind.is_mqtt() && raw.mqtt.is_none() {
-        problems.push(
-            Some(raw.decoder.span()),
-            "an MQTT decoder needs an [mqtt] section with a topic filter",
-        );
-    }
-    if let Some(m) = &raw.mqtt {
-        if let Err(e) = crate::ingest::topic::validate_filter(m.topic.get_ref()) {
-            problems.push(Some(m.topic.span()), format!("mqtt.topic: {e}"));
-        }
-        if let Some(t) = &m.device_id {
-            if let Err(e) = crate::ingest::topic::DeviceIdTemplate::parse(t.get_ref()) {
-                problems.push(Some(t.span()), format!("mqtt.device_id: {e}"));
-            }
-        }
-    }
-    match (&raw.json, kind) {
-        (Some(j), DecoderKind::Json) => {
-            for (key, msg) in j.get_ref().validate() {
-                let key = if key.is_empty() {
-                    "json".to_string()
-                } else {
-                    format!("json.{key}")
-                };
-                problems.push(Some(j.span()), format!("{key}: {msg}"));
-            }
-        }
-        (None, DecoderKind::Json) => {
-            problems.push(
-                Some(raw.decoder.span()),
-                "the json decoder needs a [json] mapping",
-            );
-        }
-        (Some(j), _) => problems.push(Some(j.span()), "[json] is only for decoder = \"json\""),
-        _ => {}
-    }
-    if let Some(r) = &raw.report {
-        for msg in r.get_ref().validate() {
-            problems.push(Some(r.span()), format!("report.{msg}"));
-        }
-    }
-    if let Some(a) = &raw.at_modem {
-        let o = a.get_ref();
-        if o.interval < Duration::from_secs(1)
-            || o.timeout < Duration::from_millis(100)
-            || o.timeout > o.interval
-        {
-            problems.push(
-                Some(a.span()),
-                "at_modem: interval must be ≥ 1s and timeout between 100ms and interval",
-            );
-        }
-        if kind != DecoderKind::AtModem {
-            problems.push(
-                Some(a.span()),
-                "[at_modem] is only for decoder = \"at-modem\"",
-            );
-        }
-    }
-    if let Some(s) = &raw.serial {
-        let baud = *s.baud.get_ref();
-        if !(50..=4_000_000).contains(&baud) {
-            problems.push(Some(s.baud.span()), "serial.baud must be 50..=4000000");
-        }
-        if !(5..=8).contains(s.data_bits.get_ref()) {
-            problems.push(Some(s.data_bits.span()), "serial.data_bits must be 5..=8");
-        }
-        if !(1..=2).contains(s.stop_bits.get_ref()) {
-            problems.push(Some(s.stop_bits.span()), "serial.stop_bits must be 1 or 2");
-        }
     }
 }
