@@ -37,7 +37,7 @@ pub use config::GatewayConfig;
 pub use dedup::{parse_event_id, DedupStore, EventId};
 pub use device::Device;
 pub use hub::Hub;
-pub use mosquitto::Mosquitto;
+pub use mosquitto::{Mosquitto, TlsListener};
 pub use outpost::{outpost_bin, Outpost};
 pub use proxy::TcpProxy;
 pub use redis_server::RedisServer;

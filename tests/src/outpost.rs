@@ -33,7 +33,26 @@ fn build() -> anyhow::Result<PathBuf> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = workspace_root();
-    let out = Command::new(cargo)
+    let mut cmd = Command::new(cargo);
+    // `cargo test` sets package variables (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, …) for the test
+    // binary; ring's build script reruns when they change, so passing them on would rebuild
+    // ring and everything above it on every other build.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        const PER_PACKAGE: [&str; 7] = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ];
+        if PER_PACKAGE.iter().any(|p| k.starts_with(p)) {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    let out = cmd
         .args(["build", "-p", "outpost", "--bin", "outpost"])
         .args(["--message-format", "json-render-diagnostics"])
         .arg("--manifest-path")

@@ -178,7 +178,7 @@ impl Components {
         add(
             "buffer".into(),
             s.max_events.to_string(),
-            Component::Presence,
+            Component::Buffer,
             &|c| Box::pin(crate::buffer::run(c)),
         );
         if let (Some(broker), false) = (s.devices_mqtt.clone(), s.mqtt.is_empty()) {
@@ -203,7 +203,7 @@ impl Components {
             add(
                 format!("ingest:serial:{}", dev.device),
                 format!("{dev:?}"),
-                Component::Ingest,
+                Component::Serial,
                 &|c| Box::pin(crate::ingest::serial::run(c, dev.clone())),
             );
         }

@@ -12,38 +12,52 @@ use std::time::{Duration, Instant};
 /// The components the watchdog watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Component {
-    /// Sources: the device broker, serial lines.
+    /// The device broker source (its event loop beats).
     Ingest,
+    /// Serial and gpsd sources: checked for being alive only (their reads end in a no-data
+    /// timeout of the profile's choosing, so they cannot hang unseen, and may legitimately be
+    /// quiet for longer than any fixed beat interval).
+    Serial,
     /// The Redis probe (a PING loop on the shared connection).
     Store,
     /// The uplink to the hub.
     Uplink,
     /// The presence sweeper.
     Presence,
+    /// The outbox budget guard (thinning).
+    Buffer,
 }
 
 impl Component {
     /// Every component.
-    pub const ALL: [Component; 4] = [
+    pub const ALL: [Component; 6] = [
         Component::Ingest,
+        Component::Serial,
         Component::Store,
         Component::Uplink,
         Component::Presence,
+        Component::Buffer,
     ];
 
     /// Lowercase name, for `/healthz` reasons and metrics labels.
     pub fn as_str(self) -> &'static str {
         match self {
             Component::Ingest => "ingest",
+            Component::Serial => "serial",
             Component::Store => "store",
             Component::Uplink => "uplink",
             Component::Presence => "presence",
+            Component::Buffer => "buffer",
         }
     }
 
     /// Whether its loop beats (the presence sweeper is only checked for being alive).
     fn beats(self) -> bool {
-        !matches!(self, Component::Presence)
+        // Only loops with a bounded period beat; the others are checked for being alive.
+        matches!(
+            self,
+            Component::Ingest | Component::Store | Component::Uplink
+        )
     }
 }
 
@@ -52,11 +66,11 @@ impl Component {
 pub struct Liveness {
     start: Instant,
     /// Tasks of the component currently running.
-    running: [AtomicU32; 4],
+    running: [AtomicU32; 6],
     /// Set once a task of the component was started: only started components can be dead.
-    started: [AtomicBool; 4],
+    started: [AtomicBool; 6],
     /// Last beat, ms since `start`.
-    beat_ms: [AtomicU64; 4],
+    beat_ms: [AtomicU64; 6],
     /// Beats older than this mean wedged.
     stale_ms: AtomicU64,
     /// The uplink went down at this ms since `start` (`-1`: it is up).

@@ -48,6 +48,8 @@ impl Ops {
     /// Hands over the connected store (scrapes read backlog gauges through it from now on).
     pub fn set_store(&self, store: Store) {
         let _ = self.store.set(store);
+        // It just answered (connect loads the scripts); the probe confirms every 2 s from now.
+        self.metrics.live.set_redis_ok(true);
     }
 
     /// The store, once connected.
