@@ -173,17 +173,22 @@ fn rmc(f: &Frame<'_>) -> Result<Report, &'static str> {
         date: date_ddmmyy(f.f(8))?,
         ..Default::default()
     };
-    match f.f(1) {
+    // Field 12 (NMEA 4.1 navigational status) is deliberately ignored: receivers set it to
+    // `V` ("not for navigation") while their fix is fine, and gpsd ignores it too.
+    apply_status(&mut r, f.f(1), f.f(11));
+    Ok(r)
+}
+
+/// RMC/GLL status `A` (valid) / `V` (void); the mode indicator counts only on a valid fix.
+fn apply_status(r: &mut Report, status: &str, mode: &str) {
+    match status {
         "A" => r.valid = Some(true),
         "V" => r.valid = Some(false),
         _ => {}
     }
-    // Field 12 (NMEA 4.1 navigational status) is deliberately ignored: receivers set it to
-    // `V` ("not for navigation") while their fix is fine, and gpsd ignores it too.
     if r.valid == Some(true) {
-        apply_mode(&mut r, f.f(11), 1);
+        apply_mode(r, mode, 1);
     }
-    Ok(r)
 }
 
 fn gns(f: &Frame<'_>) -> Result<Report, &'static str> {
@@ -206,14 +211,7 @@ fn gll(f: &Frame<'_>) -> Result<Report, &'static str> {
         tod: time_of_day(f.f(4))?,
         ..Default::default()
     };
-    match f.f(5) {
-        "A" => r.valid = Some(true),
-        "V" => r.valid = Some(false),
-        _ => {}
-    }
-    if r.valid == Some(true) {
-        apply_mode(&mut r, f.f(6), 1);
-    }
+    apply_status(&mut r, f.f(5), f.f(6));
     Ok(r)
 }
 
