@@ -41,7 +41,7 @@ pub use mosquitto::{Mosquitto, TlsListener};
 pub use outpost::{outpost_bin, Outpost};
 pub use proxy::TcpProxy;
 pub use redis_server::RedisServer;
-pub use rig::{ProfileDir, Rig, GW};
+pub use rig::{rfc3339, ProfileDir, Rig, GW};
 
 /// A loopback port that was free a moment ago.
 ///

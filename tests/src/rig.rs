@@ -110,6 +110,20 @@ impl Rig {
         Ok(())
     }
 
+    /// (dev, ts) of every location the hub stored, in arrival order.
+    pub fn stored_locations(&self) -> Vec<(String, String)> {
+        self.hub
+            .events_of("location")
+            .iter()
+            .map(|e| {
+                (
+                    e["dev"].as_str().unwrap_or_default().into(),
+                    e["ts"].as_str().unwrap_or_default().into(),
+                )
+            })
+            .collect()
+    }
+
     /// The proxy (panics if the bench has none).
     pub fn proxy(&self) -> &TcpProxy {
         self.proxy.as_ref().expect("rig built without proxy")
@@ -236,4 +250,11 @@ impl ProfileDir {
         std::fs::write(&path, out.join("\n") + "\n")?;
         Ok(())
     }
+}
+
+/// Unix seconds as the gateway writes `ts`: RFC 3339 UTC with milliseconds.
+pub fn rfc3339(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

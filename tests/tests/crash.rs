@@ -4,17 +4,11 @@
 
 use std::time::Duration;
 
-use outpost_system_tests::{wait_until, Device, Rig};
+use outpost_system_tests::{rfc3339, wait_until, Device, Rig};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(30);
 const BASE_TST: i64 = 1_700_000_000;
-
-fn rfc3339(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
 
 /// Publishes fixes `range` for three phones in chunks of 25; returns (dev, ts) in publish order.
 fn publish(dev: &Device, range: std::ops::Range<i64>) -> Vec<(String, String)> {
@@ -33,19 +27,6 @@ fn publish(dev: &Device, range: std::ops::Range<i64>) -> Vec<(String, String)> {
         dev.publish_many_qos1(msgs).unwrap();
     }
     published
-}
-
-fn stored(rig: &Rig) -> Vec<(String, String)> {
-    rig.hub
-        .events_of("location")
-        .iter()
-        .map(|e| {
-            (
-                e["dev"].as_str().unwrap().into(),
-                e["ts"].as_str().unwrap().into(),
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -84,7 +65,7 @@ fn gateway_killed_mid_stream_loses_and_duplicates_nothing_after_restart() {
     );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
-        stored(&rig),
+        rig.stored_locations(),
         published,
         "lost, duplicated or reordered across the crash"
     );
@@ -121,7 +102,7 @@ fn redis_killed_and_restarted_under_a_running_gateway_loses_nothing() {
     );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
-        stored(&rig),
+        rig.stored_locations(),
         published,
         "lost, duplicated or reordered across the Redis crash"
     );

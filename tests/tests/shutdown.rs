@@ -4,17 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use outpost_system_tests::{wait_until, Device, Rig};
+use outpost_system_tests::{rfc3339, wait_until, Device, Rig};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(30);
 const BASE_TST: i64 = 1_700_000_000;
-
-fn rfc3339(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
 
 /// Publishes `n` OwnTracks fixes for two phones in chunks (each chunk PUBACKed by the device
 /// broker before the next), returning (dev, ts) of each in publish order.
@@ -35,19 +29,6 @@ fn publish_stream(url: &str, n: i64) -> Vec<(String, String)> {
         std::thread::sleep(Duration::from_millis(10));
     }
     published
-}
-
-fn stored(rig: &Rig) -> Vec<(String, String)> {
-    rig.hub
-        .events_of("location")
-        .iter()
-        .map(|e| {
-            (
-                e["dev"].as_str().unwrap().into(),
-                e["ts"].as_str().unwrap().into(),
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -102,7 +83,7 @@ fn sigterm_mid_stream_exits_0_and_every_acknowledged_event_reaches_the_hub_once(
         gw.log()
     );
     assert_eq!(
-        stored(&rig),
+        rig.stored_locations(),
         published,
         "lost, duplicated or reordered across the stop"
     );
@@ -139,7 +120,7 @@ fn sigint_with_the_hub_unreachable_exits_0_and_the_backlog_waits_in_redis() {
     rig.proxy().pass();
     gw.restart().unwrap();
     assert!(rig.hub.wait_for_events("location", 30, T));
-    assert_eq!(stored(&rig), published);
+    assert_eq!(rig.stored_locations(), published);
     assert!(rig
         .hub
         .events_of("location")
