@@ -197,27 +197,12 @@ fn text(obj: &Map<String, Value>, body: Option<&Value>, id: u32) -> Result<Messa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use crate::decode::testkit::{decode_fixture, now, secs};
 
     const FIXTURE: &str = include_str!("../../tests/fixtures/mqtt/meshtastic.txt");
 
-    fn now() -> DateTime<Utc> {
-        Utc.timestamp_opt(1_714_300_000, 0).unwrap()
-    }
-
-    fn secs(s: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(s, 0).unwrap()
-    }
-
     fn fixture() -> Vec<Decoded> {
-        FIXTURE
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(|l| {
-                let (_topic, payload) = l.split_once(' ').expect("TOPIC PAYLOAD");
-                decode("relay", payload.as_bytes(), now()).unwrap_or_else(|e| panic!("{l}: {e}"))
-            })
-            .collect()
+        decode_fixture(FIXTURE, |p| decode("relay", p, now()))
     }
 
     #[test]

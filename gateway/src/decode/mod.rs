@@ -70,3 +70,35 @@ pub struct Decoded {
     /// id). The store drops an input whose key it has seen recently.
     pub dedup_key: Option<String>,
 }
+
+/// Helpers shared by the decoders' unit tests.
+#[cfg(test)]
+pub(crate) mod testkit {
+    use chrono::{DateTime, TimeZone, Utc};
+
+    /// The fixed "now" of decoder tests (2024-04-28T10:26:40Z).
+    pub fn now() -> DateTime<Utc> {
+        secs(1_714_300_000)
+    }
+
+    /// Unix seconds as a time.
+    pub fn secs(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(s, 0).unwrap()
+    }
+
+    /// Decodes every `TOPIC PAYLOAD` line of a fixture (blank and `#` lines skipped); a line
+    /// that does not decode fails the test, naming the line.
+    pub fn decode_fixture<T, E: std::fmt::Display>(
+        fixture: &str,
+        decode: impl Fn(&[u8]) -> Result<T, E>,
+    ) -> Vec<T> {
+        fixture
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let (_topic, payload) = l.split_once(' ').expect("TOPIC PAYLOAD");
+                decode(payload.as_bytes()).unwrap_or_else(|e| panic!("{l}: {e}"))
+            })
+            .collect()
+    }
+}
