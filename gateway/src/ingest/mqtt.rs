@@ -64,14 +64,23 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
     let mut backoff = Backoff::default();
     let mut gate = LogGate::default();
     let mut tx = Some(tx);
+    // Inputs the worker could not take yet. The event loop must never wait on the worker: the
+    // worker's acknowledgements go out through this loop, so waiting here could deadlock both
+    // (found by the backlog benchmark: a burst of ~8,000 queued messages wedged ingest). This
+    // holds at most what the broker sends without acknowledgement; nothing here is acknowledged,
+    // so on a crash or restart the broker redelivers all of it.
+    let mut overflow: VecDeque<Publish> = VecDeque::new();
+    let mut stopping = false;
     info!(broker = %format!("{}:{}", broker.host, broker.port), client_id = %broker.client_id, "connecting to device broker");
     loop {
         tokio::select! {
-            _ = ctx.token.cancelled(), if tx.is_some() => {
-                // Stop taking new inputs; keep polling so the worker's last acks go out.
-                tx = None;
-            }
+            _ = ctx.token.cancelled(), if tx.is_some() => stopping = true,
             _ = wait_finished(&worker), if tx.is_none() => break,
+            permit = reserve(&tx), if !overflow.is_empty() => {
+                if let (Ok(permit), Some(p)) = (permit, overflow.pop_front()) {
+                    permit.send(p);
+                }
+            }
             ev = eventloop.poll() => match alive(&ctx, ev) {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     backoff.reset();
@@ -81,8 +90,14 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     if let Some(tx) = &tx {
-                        // Awaiting here is backpressure, bounded by the broker's in-flight window.
-                        let _ = tx.send(p).await;
+                        if !overflow.is_empty() {
+                            overflow.push_back(p);
+                        } else if let Err(mpsc::error::TrySendError::Full(p)) = tx.try_send(p) {
+                            overflow.push_back(p);
+                        }
+                        if overflow.len() % 10_000 == 9_999 {
+                            warn!(waiting = overflow.len(), "device broker sends faster than Redis accepts; holding unacknowledged inputs");
+                        }
                     }
                 }
                 Ok(_) => {}
@@ -100,6 +115,12 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
                     }
                 }
             }
+        }
+        if stopping && tx.is_some() {
+            // Stop taking new inputs (held ones are not acknowledged: the broker redelivers
+            // them); keep polling so the worker's last acks go out.
+            tx = None;
+            overflow.clear();
         }
     }
     let _ = client.try_disconnect();
@@ -140,6 +161,16 @@ async fn subscribe(ctx: &Context, client: &AsyncClient, routes: &[Route]) {
         if let Err(e) = client.try_subscribe(f, QoS::AtLeastOnce) {
             warn!(topic = %f, error = %e, "subscribe request failed");
         }
+    }
+}
+
+/// A send permit on the worker channel; never resolves once the channel is gone.
+async fn reserve(
+    tx: &Option<mpsc::Sender<Publish>>,
+) -> Result<mpsc::Permit<'_, Publish>, mpsc::error::SendError<()>> {
+    match tx {
+        Some(t) => t.reserve().await,
+        None => std::future::pending().await,
     }
 }
 
