@@ -1,0 +1,171 @@
+//! # outpost-bench
+//!
+//! Outpost against a Mosquitto bridge, side by side in one run (issue 7). Not a test: it
+//! prints a Markdown table of ratios (absolute numbers as context) and never fails on speed.
+//!
+//! # Layout
+//! - [`broker`]: private mosquitto brokers (device side, bridging device side, hub).
+//! - [`sut`]: a system under test — Outpost (+ durable Redis), the bridge, or a bare subscriber
+//!   — each with its own brokers and a cuttable TCP proxy in front of its hub.
+//! - [`load`]: the OwnTracks load generator; [`hub`]: the hub-side event counter.
+//! - [`measure`]: one module per measure; [`report`]: the table; [`procstat`]: /proc readings.
+//!
+//! Run: `cargo run --release -p outpost-bench -- all` (see README "Benchmarks").
+
+mod broker;
+mod hub;
+mod load;
+mod measure;
+mod procstat;
+mod report;
+mod sut;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+
+use broker::BrokerTuning;
+use measure::{drain, footprint, generator, latency, nmea, sustained};
+use sut::Kind;
+
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+enum What {
+    All,
+    Generator,
+    Drain,
+    Sustained,
+    Latency,
+    Footprint,
+    Nmea,
+}
+
+/// Outpost vs a Mosquitto bridge: backlog drain, sustained rate, latency, footprint, NMEA.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Which measure(s) to run.
+    #[arg(value_enum, default_value = "all")]
+    what: What,
+    /// Shorter runs (backlog 20,000, 3 s steps, 15 s footprint): a smoke run, noisier.
+    #[arg(long)]
+    quick: bool,
+    /// Backlog size for the drain measure (default 100,000; 20,000 with --quick).
+    #[arg(long)]
+    backlog: Option<u64>,
+    /// mosquitto `max_inflight_messages` on every broker (mosquitto's default: 20).
+    #[arg(long, default_value_t = 20)]
+    broker_inflight: u32,
+    /// Also write the table to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let tuning = BrokerTuning {
+        inflight: args.broker_inflight,
+    };
+    let run = |w: What| args.what == What::All || args.what == w;
+    let needs_outpost = args.what != What::Nmea && args.what != What::Generator;
+    if needs_outpost {
+        let bin = build_release_outpost()?;
+        eprintln!("outpost binary: {}", bin.display());
+        std::env::set_var("OUTPOST_BIN", &bin);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut res = report::Results {
+        header: header(&args),
+        ..Default::default()
+    };
+    if run(What::Generator) {
+        eprintln!("== generator ceiling");
+        let g = generator::run(&rt, if args.quick { 50_000 } else { 200_000 }, tuning)?;
+        eprintln!("  {} msgs in {:?}: {:.0}/s", g.published, g.elapsed, g.rate());
+        res.generator = Some(g);
+    }
+    if run(What::Drain) {
+        let n = args.backlog.unwrap_or(if args.quick { 20_000 } else { 100_000 });
+        for kind in [Kind::Outpost, Kind::Bridge] {
+            eprintln!("== backlog drain: {} ({n} messages)", kind.name());
+            let d = drain::run(&rt, kind, n, tuning)?;
+            eprintln!("  {d:?}");
+            res.drain.push(d);
+        }
+    }
+    if run(What::Sustained) {
+        eprintln!("== sustained throughput (stepping up, all three in turn at each step)");
+        let step = Duration::from_secs(if args.quick { 3 } else { 5 });
+        let start = if args.quick { 4000.0 } else { 2000.0 };
+        res.sustained = sustained::run(&rt, &[Kind::Bare, Kind::Outpost, Kind::Bridge], start, step, tuning)?;
+    }
+    if run(What::Latency) {
+        let dur = Duration::from_secs(if args.quick { 5 } else { 15 });
+        for kind in [Kind::Outpost, Kind::Bridge] {
+            eprintln!("== latency at 1,000 msg/s: {}", kind.name());
+            let l = latency::run(&rt, kind, 1000.0, dur, tuning)?;
+            eprintln!("  {l:?}");
+            res.latency.push(l);
+        }
+    }
+    if run(What::Footprint) {
+        let dur = Duration::from_secs(if args.quick { 15 } else { 60 });
+        eprintln!("== footprint: 100 devices × 1 Hz for {dur:?}, Outpost and bridge side by side");
+        res.footprint = footprint::run(&rt, dur, tuning)?;
+        eprintln!("  {:?}", res.footprint);
+    }
+    if run(What::Nmea) {
+        eprintln!("== NMEA decode (cargo bench -p outpost --bench nmea)");
+        res.nmea = Some(nmea::run()?);
+    }
+    let table = res.markdown();
+    println!("{table}");
+    if let Some(p) = &args.out {
+        std::fs::write(p, &table).with_context(|| format!("write {}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn header(args: &Args) -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "Run {} UTC: `outpost-bench {}{}`, mosquitto max_inflight_messages {}; {} CPUs, load average at start {}.",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M"),
+        format!("{:?}", args.what).to_lowercase(),
+        if args.quick { " --quick" } else { "" },
+        args.broker_inflight,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
+}
+
+/// `cargo build --release -p outpost`; the path cargo reports for the executable.
+fn build_release_outpost() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("OUTPOST_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--release", "-p", "outpost", "--bin", "outpost"])
+        .args(["--message-format", "json-render-diagnostics"])
+        .arg("--manifest-path")
+        .arg(outpost_system_tests::workspace_root().join("Cargo.toml"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("run cargo build --release -p outpost")?;
+    if !out.status.success() {
+        bail!("cargo build --release -p outpost failed: {}", out.status);
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|m| m.get("executable")?.as_str().map(PathBuf::from))
+        .next_back()
+        .context("cargo did not name the outpost executable")
+}
