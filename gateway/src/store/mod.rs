@@ -22,6 +22,8 @@ use thiserror::Error;
 pub const RECENT_CAP: usize = 8192;
 /// How long a decoder dedup key (e.g. a Meshtastic packet id) is remembered.
 pub const DEDUP_TTL_S: u64 = 3600;
+/// Inputs per ingest script call.
+const SCRIPT_CHUNK: usize = 128;
 
 /// Store failures.
 #[derive(Debug, Error)]
@@ -116,12 +118,22 @@ impl Store {
     /// whole call (the caller retries with `maybe_duplicate` set, which makes the retry safe).
     pub async fn ingest(&self, items: &[IngestItem]) -> Result<Vec<Outcome>, StoreError> {
         for attempt in 0..2 {
+            // One script call per chunk: the invocation and the budget reading are paid once
+            // per chunk, not per input; chunks keep each script run short.
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
-            for item in items {
+            for chunk in items.chunks(SCRIPT_CHUNK) {
                 let mut cmd = redis::cmd("EVALSHA");
-                cmd.arg(self.ingest.get_hash()).arg(0);
-                self.ingest_args(&mut cmd, item);
+                cmd.arg(self.ingest.get_hash())
+                    .arg(0)
+                    .arg(&self.prefix)
+                    .arg(DEDUP_TTL_S)
+                    .arg(RECENT_CAP)
+                    .arg(self.max_events)
+                    .arg(chunk.len());
+                for item in chunk {
+                    self.ingest_args(&mut cmd, item);
+                }
                 pipe.add_command(cmd);
             }
             let replies: Vec<Result<Value, RedisError>> =
@@ -131,12 +143,30 @@ impl Store {
                     .iter()
                     .any(|r| matches!(r, Err(e) if e.code() == Some("NOSCRIPT")))
             {
-                // Redis restarted and lost its script cache. Nothing ran for a NOSCRIPT item,
-                // and items that did run are recognised as duplicates on the second pass.
+                // Redis restarted and lost its script cache. Nothing ran for a NOSCRIPT chunk,
+                // and chunks that did run are recognised as duplicates on the second pass.
                 self.load_scripts().await?;
                 continue;
             }
-            return replies.into_iter().map(parse_outcome).collect();
+            let mut out = Vec::with_capacity(items.len());
+            for r in replies {
+                match r? {
+                    Value::Array(per_item) => {
+                        for v in per_item {
+                            out.push(parse_outcome(Ok(v))?);
+                        }
+                    }
+                    other => return Err(StoreError::Reply(format!("{other:?}"))),
+                }
+            }
+            if out.len() != items.len() {
+                return Err(StoreError::Reply(format!(
+                    "{} outcomes for {} inputs",
+                    out.len(),
+                    items.len()
+                )));
+            }
+            return Ok(out);
         }
         Err(StoreError::Reply(
             "script still missing after SCRIPT LOAD".into(),
@@ -156,22 +186,18 @@ impl Store {
             ts_src: TsSrc::Gateway,
         }
         .to_stored_json(item.rx);
-        cmd.arg(&self.prefix)
-            .arg(&item.dev)
+        cmd.arg(&item.dev)
             .arg(now)
             .arg(deadline)
             .arg(&item.profile)
             .arg(item.dedup_key.as_deref().unwrap_or(""))
-            .arg(DEDUP_TTL_S)
             .arg(
                 item.input_hash
                     .map(|h| format!("{h:016x}"))
                     .unwrap_or_default(),
             )
             .arg(if item.maybe_duplicate { "1" } else { "0" })
-            .arg(RECENT_CAP)
             .arg(online)
-            .arg(self.max_events)
             .arg(item.events.len());
         for e in &item.events {
             let class = match &e.body {
