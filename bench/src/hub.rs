@@ -48,7 +48,13 @@ pub struct Counter {
 impl Counter {
     /// Zeroes everything (e.g. right before the hub comes back).
     pub fn reset(&self) {
-        for a in [&self.events, &self.messages, &self.bytes, &self.first_ns, &self.last_ns] {
+        for a in [
+            &self.events,
+            &self.messages,
+            &self.bytes,
+            &self.first_ns,
+            &self.last_ns,
+        ] {
             a.store(0, Relaxed);
         }
         self.latencies.lock().expect("latencies").clear();
@@ -87,7 +93,8 @@ impl Counter {
         let _ = self.first_ns.compare_exchange(0, ns, Relaxed, Relaxed);
         self.last_ns.store(ns, Relaxed);
         self.messages.fetch_add(1, Relaxed);
-        self.bytes.fetch_add((payload.len() + topic.len()) as u64, Relaxed);
+        self.bytes
+            .fetch_add((payload.len() + topic.len()) as u64, Relaxed);
         self.events.fetch_add(n, Relaxed);
         if let Some(log) = &self.log {
             let mut lat = self.latencies.lock().expect("latencies");
@@ -158,7 +165,11 @@ pub async fn subscribe(
     log: Option<Arc<SendLog>>,
 ) -> anyhow::Result<HubSub> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    let id = format!("bench-hub-{}-{}", std::process::id(), SEQ.fetch_add(1, Relaxed));
+    let id = format!(
+        "bench-hub-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Relaxed)
+    );
     let mut opts = MqttOptions::new(id, "127.0.0.1", port);
     opts.set_clean_session(true)
         .set_keep_alive(Duration::from_secs(30))

@@ -84,7 +84,9 @@ pub async fn run(port: u16, load: &Load, log: Option<Arc<SendLog>>) -> anyhow::R
     for c in 0..load.conns {
         let devs: Vec<usize> = (0..load.devices).filter(|d| d % load.conns == c).collect();
         let counts: Vec<u64> = devs.iter().map(|&d| share(load, d)).collect();
-        let rate = load.rate.map(|r| r * counts.iter().sum::<u64>() as f64 / load.total as f64);
+        let rate = load
+            .rate
+            .map(|r| r * counts.iter().sum::<u64>() as f64 / load.total as f64);
         let l = load.clone();
         let log = log.clone();
         tasks.push(tokio::spawn(async move {
@@ -175,7 +177,12 @@ async fn connection(
                     .insert((devs[k] as u32, tst), Instant::now());
             }
             client
-                .publish(topic(devs[k]), QoS::AtLeastOnce, false, payload(devs[k], tst))
+                .publish(
+                    topic(devs[k]),
+                    QoS::AtLeastOnce,
+                    false,
+                    payload(devs[k], tst),
+                )
                 .await
                 .context("generator publish")?;
             sent += 1;

@@ -86,11 +86,18 @@ fn main() -> anyhow::Result<()> {
     if run(What::Generator) {
         eprintln!("== generator ceiling");
         let g = generator::run(&rt, if args.quick { 50_000 } else { 200_000 }, tuning)?;
-        eprintln!("  {} msgs in {:?}: {:.0}/s", g.published, g.elapsed, g.rate());
+        eprintln!(
+            "  {} msgs in {:?}: {:.0}/s",
+            g.published,
+            g.elapsed,
+            g.rate()
+        );
         res.generator = Some(g);
     }
     if run(What::Drain) {
-        let n = args.backlog.unwrap_or(if args.quick { 20_000 } else { 100_000 });
+        let n = args
+            .backlog
+            .unwrap_or(if args.quick { 20_000 } else { 100_000 });
         for kind in [Kind::Outpost, Kind::Bridge] {
             eprintln!("== backlog drain: {} ({n} messages)", kind.name());
             let d = drain::run(&rt, kind, n, tuning)?;
@@ -102,7 +109,13 @@ fn main() -> anyhow::Result<()> {
         eprintln!("== sustained throughput (stepping up, all three in turn at each step)");
         let step = Duration::from_secs(if args.quick { 3 } else { 5 });
         let start = if args.quick { 4000.0 } else { 2000.0 };
-        res.sustained = sustained::run(&rt, &[Kind::Bare, Kind::Outpost, Kind::Bridge], start, step, tuning)?;
+        res.sustained = sustained::run(
+            &rt,
+            &[Kind::Bare, Kind::Outpost, Kind::Bridge],
+            start,
+            step,
+            tuning,
+        )?;
     }
     if run(What::Latency) {
         let dur = Duration::from_secs(if args.quick { 5 } else { 15 });

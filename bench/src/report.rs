@@ -53,7 +53,10 @@ impl Results {
     pub fn markdown(&self) -> String {
         let mut t = String::new();
         let _ = writeln!(t, "{}\n", self.header);
-        let _ = writeln!(t, "| measure | Outpost | Mosquitto bridge | ratio | goal | |");
+        let _ = writeln!(
+            t,
+            "| measure | Outpost | Mosquitto bridge | ratio | goal | |"
+        );
         let _ = writeln!(t, "|---|---|---|---|---|---|");
         self.drain_rows(&mut t);
         self.sustained_rows(&mut t);
@@ -68,14 +71,20 @@ impl Results {
             );
         }
         if let Some(n) = &self.nmea {
-            let _ = writeln!(t, "\nNMEA decode (`cargo bench -p outpost --bench nmea`):\n\n```\n{n}\n```");
+            let _ = writeln!(
+                t,
+                "\nNMEA decode (`cargo bench -p outpost --bench nmea`):\n\n```\n{n}\n```"
+            );
         }
         t
     }
 
     fn drain_rows(&self, t: &mut String) {
         let k = |d: &Drain| d.kind;
-        let (Some(o), Some(b)) = (of(&self.drain, Kind::Outpost, k), of(&self.drain, Kind::Bridge, k)) else {
+        let (Some(o), Some(b)) = (
+            of(&self.drain, Kind::Outpost, k),
+            of(&self.drain, Kind::Bridge, k),
+        ) else {
             return;
         };
         let _ = writeln!(
@@ -106,9 +115,11 @@ impl Results {
     fn sustained_rows(&self, t: &mut String) {
         let k = |s: &Sustained| s.kind;
         let v = &self.sustained;
-        let (Some(o), Some(b), Some(bare)) =
-            (of(v, Kind::Outpost, k), of(v, Kind::Bridge, k), of(v, Kind::Bare, k))
-        else {
+        let (Some(o), Some(b), Some(bare)) = (
+            of(v, Kind::Outpost, k),
+            of(v, Kind::Bridge, k),
+            of(v, Kind::Bare, k),
+        ) else {
             return;
         };
         let cap = |s: &Sustained| match (s.saturated, s.generator_bound) {
@@ -131,13 +142,18 @@ impl Results {
 
     fn latency_rows(&self, t: &mut String) {
         let k = |l: &Latency| l.kind;
-        let (Some(o), Some(b)) = (of(&self.latency, Kind::Outpost, k), of(&self.latency, Kind::Bridge, k)) else {
+        let (Some(o), Some(b)) = (
+            of(&self.latency, Kind::Outpost, k),
+            of(&self.latency, Kind::Bridge, k),
+        ) else {
             return;
         };
         let _ = writeln!(
             t,
             "| 3. latency at 1,000 msg/s, publish → hub, p50 | {} | {} | {:.2}× | | |",
-            ms(o.p50), ms(b.p50), o.p50.as_secs_f64() / b.p50.as_secs_f64().max(1e-9)
+            ms(o.p50),
+            ms(b.p50),
+            o.p50.as_secs_f64() / b.p50.as_secs_f64().max(1e-9)
         );
         let r = o.p99.as_secs_f64() / b.p99.as_secs_f64().max(1e-9);
         let _ = writeln!(
@@ -158,7 +174,10 @@ impl Results {
 
     fn footprint_rows(&self, t: &mut String) {
         let k = |f: &Footprint| f.kind;
-        if let (Some(o), Some(b)) = (of(&self.footprint, Kind::Outpost, k), of(&self.footprint, Kind::Bridge, k)) {
+        if let (Some(o), Some(b)) = (
+            of(&self.footprint, Kind::Outpost, k),
+            of(&self.footprint, Kind::Bridge, k),
+        ) {
             let _ = writeln!(
                 t,
                 "| 4. RSS at 100 devices × 1 Hz (peak) | {} ({}) | {} ({}) bridging mosquitto | | ≤ 12 MB | {} |",
@@ -168,7 +187,9 @@ impl Results {
             let _ = writeln!(
                 t,
                 "| 4. CPU at 100 devices × 1 Hz | {:.2}% of a core | {:.2}% | | ≤ 1% | {} |",
-                o.main.cpu * 100.0, b.main.cpu * 100.0, verdict(o.main.cpu <= 0.01)
+                o.main.cpu * 100.0,
+                b.main.cpu * 100.0,
+                verdict(o.main.cpu <= 0.01)
             );
             if let Some(r) = &o.redis {
                 let _ = writeln!(

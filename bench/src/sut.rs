@@ -73,7 +73,10 @@ impl Sut {
                         .mqtt("owntracks");
                 let outpost = Outpost::start_with(&cfg)?;
                 if !outpost.wait_for_log("device broker connected", Duration::from_secs(20)) {
-                    bail!("outpost did not connect to the device broker:\n{}", outpost.log());
+                    bail!(
+                        "outpost did not connect to the device broker:\n{}",
+                        outpost.log()
+                    );
                 }
                 (device, Some(redis), Some(outpost))
             }
@@ -171,7 +174,8 @@ impl Sut {
     /// Outpost: Redis `LATENCY LATEST`, as `event: latest/max ms (at)` lines.
     pub fn redis_latency_latest(&self) -> anyhow::Result<Vec<String>> {
         let mut c = self.redis_conn()?;
-        let rows: Vec<(String, i64, i64, i64)> = redis::cmd("LATENCY").arg("LATEST").query(&mut c)?;
+        let rows: Vec<(String, i64, i64, i64)> =
+            redis::cmd("LATENCY").arg("LATEST").query(&mut c)?;
         Ok(rows
             .into_iter()
             .map(|(ev, _at, latest, max)| format!("{ev} latest {latest} ms, max {max} ms"))
@@ -185,7 +189,11 @@ impl Sut {
         let info: String = redis::cmd("INFO").arg("commandstats").query(&mut c)?;
         Ok(info
             .lines()
-            .filter(|l| ["evalsha", "xrange", "exec", "xadd"].iter().any(|k| l.starts_with(&format!("cmdstat_{k}:"))))
+            .filter(|l| {
+                ["evalsha", "xrange", "exec", "xadd"]
+                    .iter()
+                    .any(|k| l.starts_with(&format!("cmdstat_{k}:")))
+            })
             .map(|l| l.trim().to_string())
             .collect())
     }

@@ -76,7 +76,10 @@ pub fn run(rt: &Runtime, kind: Kind, n: u64, tuning: BrokerTuning) -> anyhow::Re
         None => None,
     };
     if sub.counter.events() > 0 {
-        bail!("{}: events reached the hub while it was cut off", kind.name());
+        bail!(
+            "{}: events reached the hub while it was cut off",
+            kind.name()
+        );
     }
     sub.counter.reset();
     let t0 = Instant::now();
@@ -92,16 +95,29 @@ pub fn run(rt: &Runtime, kind: Kind, n: u64, tuning: BrokerTuning) -> anyhow::Re
     if kind == Kind::Outpost {
         eprintln!("  redis commandstats: {:?}", sut.redis_commandstats()?);
         if let Some(o) = &sut.outpost {
-            eprintln!("  outpost log lines mentioning uplink: {:?}", o.log().lines().filter(|l| l.contains("uplink")).map(|l| l.chars().skip(11).take(160).collect::<String>()).collect::<Vec<_>>());
+            eprintln!(
+                "  outpost log lines mentioning uplink: {:?}",
+                o.log()
+                    .lines()
+                    .filter(|l| l.contains("uplink"))
+                    .map(|l| l.chars().skip(11).take(160).collect::<String>())
+                    .collect::<Vec<_>>()
+            );
         }
     }
     let c = &sub.counter;
     let delivered = c.events();
     let (Some(first), Some(last)) = (c.first(), c.last()) else {
-        bail!("{}: nothing reached the hub after it came back", kind.name());
+        bail!(
+            "{}: nothing reached the hub after it came back",
+            kind.name()
+        );
     };
     if !all {
-        eprintln!("  warning: {}: only {delivered} of {n} events reached the hub", kind.name());
+        eprintln!(
+            "  warning: {}: only {delivered} of {n} events reached the hub",
+            kind.name()
+        );
     }
     Ok(Drain {
         kind,

@@ -40,8 +40,15 @@ fn usage(a: &Sample, b: &Sample) -> Usage {
     }
 }
 
-pub fn run(rt: &Runtime, duration: Duration, tuning: BrokerTuning) -> anyhow::Result<Vec<Footprint>> {
-    let suts = [Sut::start(Kind::Outpost, tuning)?, Sut::start(Kind::Bridge, tuning)?];
+pub fn run(
+    rt: &Runtime,
+    duration: Duration,
+    tuning: BrokerTuning,
+) -> anyhow::Result<Vec<Footprint>> {
+    let suts = [
+        Sut::start(Kind::Outpost, tuning)?,
+        Sut::start(Kind::Bridge, tuning)?,
+    ];
     let mut subs = Vec::new();
     for s in &suts {
         let (port, shape) = s.hub_side();
@@ -51,7 +58,10 @@ pub fn run(rt: &Runtime, duration: Duration, tuning: BrokerTuning) -> anyhow::Re
         .iter()
         .map(|s| match s.kind {
             Kind::Outpost => (
-                s.outpost.as_ref().and_then(|o| o.pid()).expect("outpost pid"),
+                s.outpost
+                    .as_ref()
+                    .and_then(|o| o.pid())
+                    .expect("outpost pid"),
                 s.redis.as_ref().map(redis_pid),
             ),
             _ => (s.device.pid(), None),
@@ -78,7 +88,12 @@ pub fn run(rt: &Runtime, duration: Duration, tuning: BrokerTuning) -> anyhow::Re
     });
     a.and(b)?;
     for s in &subs {
-        rt.block_on(hub::wait_events(&s.counter, n, Duration::from_secs(3), Duration::from_secs(30)));
+        rt.block_on(hub::wait_events(
+            &s.counter,
+            n,
+            Duration::from_secs(3),
+            Duration::from_secs(30),
+        ));
     }
     let mut out = Vec::new();
     for (i, s) in suts.iter().enumerate() {
@@ -104,7 +119,10 @@ pub fn run(rt: &Runtime, duration: Duration, tuning: BrokerTuning) -> anyhow::Re
 
 fn redis_pid(r: &outpost_system_tests::RedisServer) -> u32 {
     let mut c = r.conn().expect("redis conn");
-    let info: String = redis::cmd("INFO").arg("server").query(&mut c).unwrap_or_default();
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(&mut c)
+        .unwrap_or_default();
     info.lines()
         .find_map(|l| l.strip_prefix("process_id:"))
         .and_then(|v| v.trim().parse().ok())

@@ -63,7 +63,12 @@ pub fn run(
         // Where the slow ones sit in time (startup, periodic stalls): the 20 slowest.
         let mut slow: Vec<_> = pairs.iter().map(|(t, l)| (*l, *t - t0)).collect();
         slow.sort();
-        let tail: Vec<String> = slow.iter().rev().take(20).map(|(l, at)| format!("{:.0}ms@{:.2}s", l.as_secs_f64() * 1e3, at.as_secs_f64())).collect();
+        let tail: Vec<String> = slow
+            .iter()
+            .rev()
+            .take(20)
+            .map(|(l, at)| format!("{:.0}ms@{:.2}s", l.as_secs_f64() * 1e3, at.as_secs_f64()))
+            .collect();
         eprintln!("  slowest (latency@send offset): {}", tail.join(" "));
     }
     let mut lat: Vec<Duration> = pairs.iter().map(|p| p.1).collect();

@@ -93,7 +93,12 @@ fn one_step(rt: &Runtime, lane: &mut Lane, rate: f64, step: Duration) -> anyhow:
     // Past the grace, let a lagging system finish this step (bounded) to measure its rate
     // and so the next system does not share the machine with its backlog.
     if !kept_up {
-        rt.block_on(hub::wait_events(c, n, Duration::from_secs(5), Duration::from_secs(60)));
+        rt.block_on(hub::wait_events(
+            c,
+            n,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        ));
     }
     let hub_rate = match (c.first(), c.last()) {
         (Some(a), Some(b)) if b > a => c.events().saturating_sub(1) as f64 / (b - a).as_secs_f64(),
