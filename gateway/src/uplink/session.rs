@@ -181,12 +181,10 @@ impl Session<'_> {
                 return;
             };
             let i = class.index();
-            let entries = match self
-                .ctx
-                .store
-                .read_after(class, &self.sent[i], u.batch_max_events)
-                .await
-            {
+            // Read for every free slot at once (one round trip instead of one per batch), then
+            // cut the entries into batches.
+            let want = (u.inflight - self.window.len()) * u.batch_max_events;
+            let entries = match self.ctx.store.read_after(class, &self.sent[i], want).await {
                 Ok(e) => e,
                 Err(e) => {
                     warn!(error = %e, "cannot read outbox; retrying in 1s");
@@ -194,30 +192,31 @@ impl Session<'_> {
                     return;
                 }
             };
-            if entries.len() < u.batch_max_events {
+            if entries.len() < want {
                 self.idle[i] = true;
             }
-            let Some(last) = entries.last() else { continue };
-            let last_id = last.id.clone();
-            let payload = batch::payload(
-                &self.ctx.settings.gateway_id,
-                class,
-                &entries,
-                self.replay_upto[i],
-            );
-            let t = topic(self.ctx, &format!("up/{class}"));
-            if let Err(e) = self.client.try_publish(t, QoS::AtLeastOnce, false, payload) {
-                // The request channel is sized above the window, so this is a bug, not load.
-                warn!(error = %e, "uplink request queue refused a batch; will retry");
-                self.idle[i] = false;
-                return;
+            for chunk in entries.chunks(u.batch_max_events) {
+                let last_id = chunk[chunk.len() - 1].id.clone();
+                let payload = batch::payload(
+                    &self.ctx.settings.gateway_id,
+                    class,
+                    chunk,
+                    self.replay_upto[i],
+                );
+                let t = topic(self.ctx, &format!("up/{class}"));
+                if let Err(e) = self.client.try_publish(t, QoS::AtLeastOnce, false, payload) {
+                    // The request channel is sized above the window, so this is a bug, not load.
+                    warn!(error = %e, "uplink request queue refused a batch; will retry");
+                    self.idle[i] = false;
+                    return;
+                }
+                self.window.published(Batch {
+                    class,
+                    last_id: last_id.clone(),
+                    len: chunk.len(),
+                });
+                self.sent[i] = last_id;
             }
-            self.window.published(Batch {
-                class,
-                last_id: last_id.clone(),
-                len: entries.len(),
-            });
-            self.sent[i] = last_id;
         }
     }
 
