@@ -2,6 +2,8 @@
 //! ingest with ~8,000 queued messages: the event loop waited on the worker while the worker's
 //! acknowledgements waited on the event loop). 20,000 messages queued in the persistent session
 //! while the gateway is down must all come through once it starts, exactly once, in order.
+//! (That is more than the gateway holds, 4,096 queued for the worker plus 4,096 held: on this
+//! machine it also sets inputs aside unacknowledged and reconnects for their redelivery.)
 
 use std::time::Duration;
 

@@ -20,6 +20,8 @@ use tracing::{debug, info, warn};
 /// to us (unacknowledged QoS 1), so this never fills in practice; if it does, the event loop
 /// waits (backpressure), it does not drop.
 const QUEUE: usize = 4096;
+/// Inputs held in the event loop beyond the worker queue before further ones are set aside.
+const HELD_MAX: usize = 4096;
 /// Inputs written to Redis in one pipeline.
 const BATCH: usize = 512;
 /// Largest MQTT packet read from the device broker; bigger payloads are still read (and
@@ -66,10 +68,12 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
     let mut tx = Some(tx);
     // Inputs the worker could not take yet. The event loop must never wait on the worker: the
     // worker's acknowledgements go out through this loop, so waiting here could deadlock both
-    // (found by the backlog benchmark: a burst of ~8,000 queued messages wedged ingest). This
-    // holds at most what the broker sends without acknowledgement; nothing here is acknowledged,
-    // so on a crash or restart the broker redelivers all of it.
+    // (found by the backlog benchmark: a burst of ~8,000 queued messages wedged ingest).
+    // Bounded at HELD_MAX: past it, every further input is set aside unacknowledged ("shed")
+    // until the held ones are handed over; then we reconnect, and the broker redelivers what
+    // was set aside, in order (what was already stored is recognised by its DUP flag and hash).
     let mut overflow: VecDeque<Publish> = VecDeque::new();
+    let (mut shed, mut reconnecting) = (0u64, false);
     let mut stopping = false;
     info!(broker = %format!("{}:{}", broker.host, broker.port), client_id = %broker.client_id, "connecting to device broker");
     loop {
@@ -87,16 +91,19 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
                     ctx.metrics.devices_connects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     info!(session_present = ack.session_present, "device broker connected");
                     subscribe(&ctx, &client, &routes).await;
+                    (shed, reconnecting) = (0, false);
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     if let Some(tx) = &tx {
-                        if !overflow.is_empty() {
+                        if shed > 0 || overflow.len() >= HELD_MAX {
+                            if shed == 0 {
+                                warn!(held = overflow.len(), "device broker sends faster than Redis accepts; setting further inputs aside (unacknowledged) until we catch up");
+                            }
+                            shed += 1;
+                        } else if !overflow.is_empty() {
                             overflow.push_back(p);
                         } else if let Err(mpsc::error::TrySendError::Full(p)) = tx.try_send(p) {
                             overflow.push_back(p);
-                        }
-                        if overflow.len() % 10_000 == 9_999 {
-                            warn!(waiting = overflow.len(), "device broker sends faster than Redis accepts; holding unacknowledged inputs");
                         }
                     }
                 }
@@ -115,6 +122,14 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
                     }
                 }
             }
+        }
+        if shed > 0 && !reconnecting && overflow.is_empty() {
+            info!(
+                set_aside = shed,
+                "caught up: reconnecting so the broker redelivers what was set aside"
+            );
+            let _ = client.try_disconnect();
+            reconnecting = true;
         }
         if stopping && tx.is_some() {
             // Stop taking new inputs (held ones are not acknowledged: the broker redelivers
