@@ -20,6 +20,8 @@ pub struct BrokerTuning {
     /// (mosquitto's default is 20). Applies to Outpost's device session, the bridge and the
     /// bare subscriber alike.
     pub inflight: u32,
+    /// Outpost's `[uplink] inflight` (batches awaiting PUBACK; its default is 8).
+    pub uplink_inflight: u32,
 }
 
 /// Where a bridge forwards to (the [`Broker::bridged`] configuration).

@@ -58,6 +58,10 @@ struct Args {
     /// mosquitto `max_inflight_messages` on every broker (mosquitto's default: 20).
     #[arg(long, default_value_t = 20)]
     broker_inflight: u32,
+    /// Outpost's `[uplink] inflight`: batches awaiting PUBACK (its default: 8). The drain is
+    /// bound by this window over the PUBACK round trip.
+    #[arg(long, default_value_t = 8)]
+    uplink_inflight: u32,
     /// Also write the table to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -67,6 +71,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let tuning = BrokerTuning {
         inflight: args.broker_inflight,
+        uplink_inflight: args.uplink_inflight,
     };
     let run = |w: What| args.what == What::All || args.what == w;
     let needs_outpost = args.what != What::Nmea && args.what != What::Generator;
@@ -147,11 +152,12 @@ fn main() -> anyhow::Result<()> {
 fn header(args: &Args) -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     format!(
-        "Run {} UTC: `outpost-bench {}{}`, mosquitto max_inflight_messages {}; {} CPUs, load average at start {}.",
+        "Run {} UTC: `outpost-bench {}{}`, mosquitto max_inflight_messages {}, Outpost uplink inflight {}; {} CPUs, load average at start {}.",
         chrono::Utc::now().format("%Y-%m-%d %H:%M"),
         format!("{:?}", args.what).to_lowercase(),
         if args.quick { " --quick" } else { "" },
         args.broker_inflight,
+        args.uplink_inflight,
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     )

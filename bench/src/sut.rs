@@ -70,7 +70,8 @@ impl Sut {
                 let redis = RedisServer::new()?;
                 let cfg =
                     GatewayConfig::new("bench-gw", &redis.url(), &device.url(), &proxy.mqtt_url())
-                        .mqtt("owntracks");
+                        .mqtt("owntracks")
+                        .inflight(tuning.uplink_inflight);
                 let outpost = Outpost::start_with(&cfg)?;
                 if !outpost.wait_for_log("device broker connected", Duration::from_secs(20)) {
                     bail!(
