@@ -72,6 +72,17 @@ struct Row {
     untimed: usize,
 }
 
+/// Every `.log` of the fixture folder, sorted.
+fn logs() -> Vec<PathBuf> {
+    let mut logs: Vec<_> = std::fs::read_dir(fixtures())
+        .expect("fixtures dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs
+}
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nmea-gpsd")
 }
@@ -209,12 +220,7 @@ fn pct(a: usize, b: usize) -> f64 {
 #[test]
 fn decoder_reports_the_fixes_gpsd_reports() {
     let verbose = std::env::var_os("NMEA_PARITY_VERBOSE").is_some();
-    let mut logs: Vec<_> = std::fs::read_dir(fixtures())
-        .expect("fixtures dir")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    logs.sort();
+    let logs = logs();
     assert_eq!(logs.len(), 40, "all 40 gpsd logs are present");
 
     let mut total = Row::default();
@@ -292,12 +298,7 @@ fn outpost_decode_with_the_nmea_gps_profile_reports_the_fixes_gpsd_reports() {
         env!("CARGO_MANIFEST_DIR"),
         "/../device-profiles/nmea-gps.toml"
     );
-    let mut logs: Vec<_> = std::fs::read_dir(fixtures())
-        .expect("fixtures dir")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    logs.sort();
+    let logs = logs();
     let (mut expected_n, mut matched_n) = (0usize, 0usize);
     for log in &logs {
         let out = std::process::Command::new(bin)

@@ -131,8 +131,9 @@ fn apply_mode(r: &mut Report, field: &str, rank: u8) {
     }
 }
 
-fn gga(f: &Frame<'_>) -> Result<Report, &'static str> {
-    let mut r = Report {
+/// The fields GGA and GNS share: time, position, satellites, HDOP, altitude (MSL).
+fn fix_fields(f: &Frame<'_>) -> Result<Report, &'static str> {
+    Ok(Report {
         tod: time_of_day(f.f(0))?,
         pos: pos(f, 1)?,
         sats: uint(f.f(6)),
@@ -140,7 +141,11 @@ fn gga(f: &Frame<'_>) -> Result<Report, &'static str> {
         hdop_from_fix: true,
         alt: aux(f.f(8)),
         ..Default::default()
-    };
+    })
+}
+
+fn gga(f: &Frame<'_>) -> Result<Report, &'static str> {
+    let mut r = fix_fields(f)?;
     if let Some(q) = uint(f.f(5)) {
         r.quality_rank = 3;
         r.quality = match q {
@@ -192,15 +197,7 @@ fn apply_status(r: &mut Report, status: &str, mode: &str) {
 }
 
 fn gns(f: &Frame<'_>) -> Result<Report, &'static str> {
-    let mut r = Report {
-        tod: time_of_day(f.f(0))?,
-        pos: pos(f, 1)?,
-        sats: uint(f.f(6)),
-        hdop: aux(f.f(7)),
-        hdop_from_fix: true,
-        alt: aux(f.f(8)),
-        ..Default::default()
-    };
+    let mut r = fix_fields(f)?;
     apply_mode(&mut r, f.f(5), 2);
     Ok(r)
 }
