@@ -11,7 +11,8 @@
 //! - [`ingest`]: sources — the device MQTT broker (manual acks after Redis accepted), serial
 //!   lines — and [`ingest::accept`], the one path into the store.
 //! - [`decode`]: sans-I/O decoders (bytes/text in, [`event::Event`]s out).
-//! - [`event`]: the event model every decoder produces and the uplink carries (SPEC §5).
+//! - [`event`]: the event model every decoder produces and the uplink carries (SPEC §5),
+//!   from `outpost-proto`, the protocol crate the hub uses too.
 //! - [`store`]: Redis — outbox streams per class, latest state, geo index, presence deadlines.
 //! - [`uplink`]: drains the outbox to the hub in class order with an in-flight window.
 //! - [`buffer`] and [`thin`]: the bounded outbox — thin the oldest location history first.
@@ -28,7 +29,6 @@ pub mod context;
 pub mod daemon;
 pub mod decode;
 pub mod demo;
-pub mod event;
 pub mod ingest;
 pub mod mqtt_opts;
 pub mod ops;
@@ -39,3 +39,6 @@ pub mod thin;
 pub mod tls;
 pub mod uplink;
 pub mod util;
+
+/// The event model lives in the protocol crate both binaries share.
+pub use outpost_proto::event;

@@ -129,13 +129,7 @@ impl Settings {
     }
 }
 
-/// True for a valid gateway id: `[A-Za-z0-9._-]{1,64}` (SPEC §3).
-pub fn valid_gateway_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
+pub use outpost_proto::topic::valid_gateway_id;
 
 /// Splits `mqtt://host:port` / `mqtts://host:port` into (tls, host, port).
 pub fn parse_mqtt_url(url: &str) -> Result<(bool, String, u16), String> {

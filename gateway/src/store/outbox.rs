@@ -7,26 +7,8 @@ use chrono::Utc;
 use redis::Value;
 
 /// One outbox entry: its stream id and the stored event JSON (without `id`/`replay`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxEntry {
-    pub id: String,
-    pub json: String,
-}
-
-/// `"ms-seq"` → `(ms, seq)`.
-pub fn parse_id(id: &str) -> Option<(u64, u64)> {
-    let (a, b) = id.split_once('-')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
-}
-
-/// The smallest stream id greater than `id` (exclusive ranges without Redis 6.2's `(`).
-pub fn next_id(id: &str) -> String {
-    match parse_id(id) {
-        Some((ms, seq)) if seq == u64::MAX => format!("{}-0", ms + 1),
-        Some((ms, seq)) => format!("{ms}-{}", seq + 1),
-        None => "0-1".to_string(),
-    }
-}
+pub use outpost_proto::batch::Entry as OutboxEntry;
+pub use outpost_proto::id::{next_id, parse_id};
 
 impl Store {
     /// Up to `count` entries of `class` with ids after `after` (`"0-0"` = from the start).

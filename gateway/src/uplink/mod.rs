@@ -4,7 +4,6 @@
 //! clean session: whatever was not acknowledged is republished from the cursor, and the hub's
 //! high-water rule drops what it already has.
 
-pub mod batch;
 mod cursor;
 mod session;
 pub mod window;

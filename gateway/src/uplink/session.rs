@@ -3,12 +3,13 @@
 
 use super::cursor::CursorWriter;
 use super::window::{Batch, Window};
-use super::{batch, topic, End};
+use super::{topic, End};
 use crate::context::Context;
 use crate::event::{format_ts, Class};
 use crate::store::parse_id;
 use crate::util::backoff::Backoff;
 use chrono::Utc;
+use outpost_proto::batch;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Outgoing, Packet, QoS};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;

@@ -38,6 +38,11 @@ impl Class {
         }
     }
 
+    /// The class named `s` (as in topics and JSON); `None` for an unknown name.
+    pub fn parse(s: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     /// Position in [`Class::ALL`].
     pub fn index(self) -> usize {
         self as usize

@@ -1,0 +1,19 @@
+//! # Outpost uplink protocol v1 (SPEC §5), sans-I/O
+//!
+//! What the gateway (`outpost`) sends and the hub (`outpost-hub`) receives, in one crate both
+//! binaries use: no tokio, no sockets, no Redis.
+//!
+//! # Layout
+//! - [`event`]: the event model every decoder produces and the uplink carries.
+//! - [`id`]: event ids (Redis stream entry ids `"<ms>-<seq>"`) and their order.
+//! - [`topic`]: `<topic_prefix>/<gateway>/{up/<class>,state,snapshot,down}` built and parsed.
+//! - [`batch`]: batch payloads — built by the gateway from stored JSON, parsed and checked by
+//!   the hub.
+
+pub mod batch;
+pub mod event;
+pub mod id;
+pub mod topic;
+
+pub use event::Class;
+pub use id::EventId;
