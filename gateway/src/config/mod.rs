@@ -50,6 +50,16 @@ pub struct Broker {
     pub key_file: Option<PathBuf>,
 }
 
+impl<'a> From<&'a Broker> for crate::tls::TlsFiles<'a> {
+    fn from(b: &'a Broker) -> Self {
+        crate::tls::TlsFiles {
+            ca_file: b.ca_file.as_deref(),
+            cert_file: b.cert_file.as_deref(),
+            key_file: b.key_file.as_deref(),
+        }
+    }
+}
+
 /// Uplink settings (SPEC §5).
 #[derive(Debug, Clone)]
 pub struct Uplink {
