@@ -12,6 +12,8 @@
 //! - [`device`]: a field device publishing QoS 1 to the device broker.
 //! - [`outpost`]: builds and runs the `outpost` binary; [`config`] renders its `gateway.toml`.
 //! - [`rig`]: a whole bench (Redis, device broker, hub broker, proxy, hub) and profile copies.
+//! - [`feed`]: tracked device feeds (every publish and its broker ack); [`tally`]: the end
+//!   checks over them (exactly once, in order, nothing acknowledged lost).
 //! - [`rt`], [`process`]: the runtime-thread and child-process plumbing the above share.
 //!
 //! Helpers that need async I/O own a tokio runtime on their own thread and are driven through
@@ -21,6 +23,7 @@
 pub mod config;
 pub mod dedup;
 pub mod device;
+pub mod feed;
 pub mod hub;
 pub mod mosquitto;
 pub mod outpost;
@@ -29,6 +32,7 @@ pub mod proxy;
 pub mod redis_server;
 pub mod rig;
 pub mod rt;
+pub mod tally;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
