@@ -48,7 +48,7 @@ pub async fn handle(ctx: &Ctx, p: &Publish) -> Handled {
             }
         }
         Kind::State => match object(&p.payload) {
-            Some(v) => store.gateway_state(gw, &v).await,
+            Some(v) => gateway_state(ctx, store, gw, &v).await,
             None => return refuse(ctx, "bad_state", &topic, "not a JSON object"),
         },
         Kind::Snapshot => match object(&p.payload) {
@@ -124,6 +124,16 @@ async fn store_batch(ctx: &Ctx, store: &crate::store::Store, b: &Parsed) -> Resu
         o.insert("gw".into(), b.gw.clone().into());
         lines.push(Value::Object(o).to_string());
     }
+    if class == "receipt" {
+        let new: Vec<Map<String, Value>> = b
+            .events
+            .iter()
+            .zip(&flags)
+            .filter(|(_, n)| **n)
+            .map(|(e, _)| e.object.clone())
+            .collect();
+        store.apply_receipts(&b.gw, &new).await?;
+    }
     let stored = lines.len() as u64;
     ctx.metrics
         .stored
@@ -137,6 +147,25 @@ async fn store_batch(ctx: &Ctx, store: &crate::store::Store, b: &Parsed) -> Resu
     if let Err(e) = store.publish_stream(lines).await {
         // Stored and about to be acknowledged: a live stream missing it is not a loss.
         debug!(error = %e, "could not publish to the live stream");
+    }
+    Ok(())
+}
+
+/// A gateway's `state`: recorded; when it comes online, the messages it has not confirmed
+/// are offered again (it recognises a `msg_id` it already holds).
+async fn gateway_state(
+    ctx: &Ctx,
+    store: &crate::store::Store,
+    gw: &str,
+    v: &Map<String, Value>,
+) -> Result<(), StoreError> {
+    store.gateway_state(gw, v).await?;
+    if v.get("state").and_then(Value::as_str) == Some("online") {
+        for m in store.pending_messages(gw).await? {
+            if !ctx.publish_down(&m).await {
+                break;
+            }
+        }
     }
     Ok(())
 }

@@ -37,6 +37,9 @@ pub struct Ctx {
     pub store: OnceLock<Store>,
     pub metrics: Arc<Metrics>,
     pub token: CancellationToken,
+    /// The receiver's client while its session is up: `POST /api/v1/messages` publishes
+    /// down messages through it.
+    pub downlink: Mutex<Option<rumqttc::v5::AsyncClient>>,
     gate: Mutex<LogGate>,
 }
 
@@ -47,8 +50,25 @@ impl Ctx {
             settings,
             store: OnceLock::new(),
             token,
+            downlink: Mutex::new(None),
             gate: Mutex::new(LogGate::default()),
         })
+    }
+
+    /// Publishes a down message QoS 1 (SPEC §8); `false` while not connected to the broker.
+    pub async fn publish_down(&self, m: &store::messages::Down) -> bool {
+        let client = self.downlink.lock().ok().and_then(|c| c.clone());
+        let Some(client) = client else { return false };
+        let topic = outpost_proto::topic::Topics::new(&self.settings.topic_prefix).down(&m.gw);
+        client
+            .publish(
+                topic,
+                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                false,
+                m.payload(),
+            )
+            .await
+            .is_ok()
     }
 
     /// Rate-limits a repeated log line by `key` (counters are never rate-limited).

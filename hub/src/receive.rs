@@ -102,6 +102,9 @@ async fn session(ctx: &Arc<Ctx>, backoff: &mut Backoff) -> anyhow::Result<Option
     for t in [shared, state, snapshot] {
         client.subscribe(t, QoS::AtLeastOnce).await?;
     }
+    if let Ok(mut d) = ctx.downlink.lock() {
+        *d = Some(client.clone());
+    }
     let tracker = TaskTracker::new();
     let end = loop {
         tokio::select! {
@@ -116,6 +119,9 @@ async fn session(ctx: &Arc<Ctx>, backoff: &mut Backoff) -> anyhow::Result<Option
             }
         }
     };
+    if let Ok(mut d) = ctx.downlink.lock() {
+        *d = None;
+    }
     tracker.close();
     if end.is_none() {
         // Shutdown: finish what is in flight and get its acks out, then leave.

@@ -248,6 +248,17 @@ impl HubApi {
         Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
     }
 
+    /// `GET path` → the body as text (200 only).
+    pub fn text(&self, path: &str) -> anyhow::Result<String> {
+        let mut resp = self.agent.get(format!("{}{path}", self.base)).call()?;
+        anyhow::ensure!(
+            resp.status().as_u16() == 200,
+            "GET {path}: {}",
+            resp.status()
+        );
+        Ok(resp.body_mut().read_to_string()?)
+    }
+
     /// `POST path` with a JSON body → (status, JSON body or Null).
     pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
         let mut req = self.agent.post(format!("{}{path}", self.base));

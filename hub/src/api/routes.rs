@@ -27,6 +27,8 @@ pub fn v1() -> Router<ApiState> {
         .route("/alerts", get(alerts))
         .route("/gateways", get(gateways))
         .route("/stream", get(super::stream::sse))
+        .route("/messages", axum::routing::post(post_message))
+        .route("/messages/{msg_id}", get(get_message))
 }
 
 fn required<'a>(q: &'a HashMap<String, String>, k: &str) -> Result<&'a str, ApiError> {
@@ -120,4 +122,86 @@ async fn alerts(State(s): State<ApiState>, Query(q): Params) -> Answer {
 
 async fn gateways(State(s): State<ApiState>) -> Answer {
     Ok(Json(Value::Array(s.store()?.gateways().await?)))
+}
+
+/// Longest text (SPEC §5: at most 4 KiB) and the default and largest `ttl`.
+const TEXT_MAX: usize = 4096;
+const TTL_DEFAULT: std::time::Duration = std::time::Duration::from_secs(3600);
+const TTL_MAX: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// `POST /api/v1/messages` (SPEC §8): `{"gw"?, "to", "text", "ttl"?}` → 201 `{"msg_id"}`.
+pub async fn post_message(
+    State(s): State<ApiState>,
+    axum::Extension(caller): axum::Extension<super::auth::Caller>,
+    body: axum::body::Bytes,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("body is not JSON: {e}")))?;
+    let field = |k: &str| v.get(k).and_then(Value::as_str);
+    let to = field("to")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::bad("to: missing (a device id or \"*\")"))?;
+    let text = field("text").ok_or_else(|| ApiError::bad("text: missing"))?;
+    if text.is_empty() || text.len() > TEXT_MAX {
+        return Err(ApiError::bad(format!(
+            "text: must be 1 to {TEXT_MAX} bytes, is {}",
+            text.len()
+        )));
+    }
+    let ttl = match field("ttl") {
+        None => TTL_DEFAULT,
+        Some(t) => humantime::parse_duration(t)
+            .ok()
+            .filter(|d| !d.is_zero() && *d <= TTL_MAX)
+            .ok_or_else(|| ApiError::bad(format!("ttl: {t:?} is not a duration up to 7d")))?,
+    };
+    let store = s.store()?;
+    let gw = match (field("gw"), to) {
+        (Some(gw), _) => gw.to_string(),
+        (None, "*") => return Err(ApiError::bad("gw: required when to is \"*\"")),
+        (None, dev) => match store.device(dev).await? {
+            Some(d) => d["gw"].as_str().unwrap_or_default().to_string(),
+            None => return Err(ApiError::not_found(format!("unknown device {dev:?}"))),
+        },
+    };
+    if !outpost_proto::topic::valid_gateway_id(&gw) || !store.has_gateway(&gw).await? {
+        return Err(ApiError::not_found(format!("unknown gateway {gw:?}")));
+    }
+    if to != "*" && store.device(to).await?.is_none() {
+        return Err(ApiError::not_found(format!("unknown device {to:?}")));
+    }
+    let now = chrono::Utc::now();
+    let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
+    let m = crate::store::messages::Down {
+        msg_id: new_msg_id(&s.ctx.settings.id),
+        gw,
+        to: to.to_string(),
+        text: text.to_string(),
+        expires: outpost_proto::event::format_ts(expires),
+        from: caller.name.clone(),
+    };
+    store.put_message(&m).await?;
+    // Kept as pending either way: offered again when the gateway next comes online.
+    let published = s.ctx.publish_down(&m).await;
+    tracing::info!(msg_id = %m.msg_id, gw = %m.gw, to = %m.to, from = %caller.name, published, "message accepted");
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(json!({"msg_id": m.msg_id})),
+    ))
+}
+
+/// `GET /api/v1/messages/{msg_id}`.
+pub async fn get_message(State(s): State<ApiState>, Path(id): Path<String>) -> Answer {
+    match s.store()?.message(&id).await? {
+        Some(m) => Ok(Json(m)),
+        None => Err(ApiError::not_found(format!("no message {id:?}"))),
+    }
+}
+
+/// `<hub id>-<ms>-<n>`: unique per receiver (ms since the epoch, then a process counter).
+fn new_msg_id(hub: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{hub}-{}-{n}", chrono::Utc::now().timestamp_millis())
 }

@@ -57,6 +57,27 @@ impl Keys {
         format!("{}:{{dev:{bucket}}}:track:{dev}", self.p)
     }
 
+    /// A message to a device (SPEC §8): hash of its fields and state.
+    pub fn msg(&self, gw: &str, id: &str) -> String {
+        format!("{}:{{gw:{gw}}}:msg:{id}", self.p)
+    }
+
+    /// A message's receipt history: list of `{"state","ts","reason","dev"}`.
+    pub fn msg_history(&self, gw: &str, id: &str) -> String {
+        format!("{}:{{gw:{gw}}}:msg:{id}:history", self.p)
+    }
+
+    /// Messages of a gateway it has not confirmed yet (no receipt): offered again when it
+    /// comes online.
+    pub fn msg_pending(&self, gw: &str) -> String {
+        format!("{}:{{gw:{gw}}}:msgs:pending", self.p)
+    }
+
+    /// msg_id → gateway, for `GET /api/v1/messages/{msg_id}`.
+    pub fn msg_index(&self) -> String {
+        format!("{}:msgs", self.p)
+    }
+
     /// Pub/sub channel of newly stored events.
     pub fn stream_channel(&self) -> String {
         format!("{}:stream", self.p)

@@ -8,6 +8,7 @@
 
 mod conn;
 pub mod keys;
+pub mod messages;
 pub mod query;
 
 pub use conn::Conn;
