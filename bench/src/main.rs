@@ -153,7 +153,9 @@ fn main() -> anyhow::Result<()> {
     }
     let mut table = res.markdown();
     if run(What::Hub) {
-        let n = args.hub_events.unwrap_or(if args.quick { 50_000 } else { 200_000 });
+        let n = args
+            .hub_events
+            .unwrap_or(if args.quick { 50_000 } else { 200_000 });
         let h = measure::hub::run(&rt, n)?;
         table += "\n";
         table += &measure::hub::markdown(&h);
@@ -181,7 +183,11 @@ fn header(args: &Args) -> String {
 
 /// `cargo build --release -p <package>` (binary of the same name); the path cargo reports.
 fn build_release(package: &str) -> anyhow::Result<PathBuf> {
-    let env = if package == "outpost" { "OUTPOST_BIN" } else { "OUTPOST_HUB_BIN" };
+    let env = if package == "outpost" {
+        "OUTPOST_BIN"
+    } else {
+        "OUTPOST_HUB_BIN"
+    };
     if let Some(bin) = std::env::var_os(env) {
         return Ok(PathBuf::from(bin));
     }

@@ -71,7 +71,9 @@ fn batches(events: u64) -> Vec<(String, Vec<u8>, usize)> {
 /// Publishes every batch QoS 1 (200 in flight) and returns when all were PUBACKed.
 async fn publish(port: u16, batches: &[(String, Vec<u8>, usize)]) -> anyhow::Result<()> {
     let mut o = MqttOptions::new("bench-gateways", "127.0.0.1", port);
-    o.set_inflight(200).set_max_packet_size(1 << 24, 1 << 24).set_keep_alive(Duration::from_secs(30));
+    o.set_inflight(200)
+        .set_max_packet_size(1 << 24, 1 << 24)
+        .set_keep_alive(Duration::from_secs(30));
     let (client, mut el) = AsyncClient::new(o, 1000);
     let total = batches.len();
     let pump = tokio::spawn(async move {
@@ -86,7 +88,9 @@ async fn publish(port: u16, batches: &[(String, Vec<u8>, usize)]) -> anyhow::Res
         Ok(())
     });
     for (t, p, _) in batches {
-        client.publish(t.clone(), QoS::AtLeastOnce, false, p.clone()).await?;
+        client
+            .publish(t.clone(), QoS::AtLeastOnce, false, p.clone())
+            .await?;
     }
     pump.await??;
     Ok(())
@@ -108,7 +112,10 @@ fn stored(conn: &mut dyn redis::ConnectionLike, prefix: &str) -> u64 {
 }
 
 fn cpu(pids: &[u32]) -> f64 {
-    pids.iter().filter_map(|p| procstat::sample(*p).ok()).map(|s| s.cpu.as_secs_f64()).sum()
+    pids.iter()
+        .filter_map(|p| procstat::sample(*p).ok())
+        .map(|s| s.cpu.as_secs_f64())
+        .sum()
 }
 
 /// The hub with `receivers` receivers on `urls` (a cluster when several).
@@ -141,14 +148,32 @@ fn hub_run(
     let elapsed = t0.elapsed();
     let got = stored(conn, &prefix);
     anyhow::ensure!(got == events, "{name}: stored {got} of {events}");
-    Ok(HubResult { name: name.into(), events, elapsed, cpu_s: cpu(&pids) - cpu0 })
+    Ok(HubResult {
+        name: name.into(),
+        events,
+        elapsed,
+        cpu_s: cpu(&pids) - cpu0,
+    })
 }
 
 /// `mosquitto_sub` receiving the same stream.
-fn bare_run(rt: &tokio::runtime::Runtime, all: &[(String, Vec<u8>, usize)]) -> anyhow::Result<HubResult> {
+fn bare_run(
+    rt: &tokio::runtime::Runtime,
+    all: &[(String, Vec<u8>, usize)],
+) -> anyhow::Result<HubResult> {
     let broker = Mosquitto::new()?;
     let mut sub = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &broker.port().to_string(), "-q", "1", "-c", "-i", "bench-sub"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port().to_string(),
+            "-q",
+            "1",
+            "-c",
+            "-i",
+            "bench-sub",
+        ])
         .args(["-t", "outpost/v1/+/up/+", "-C", &all.len().to_string()])
         .stdout(Stdio::null())
         .spawn()
@@ -168,7 +193,12 @@ fn bare_run(rt: &tokio::runtime::Runtime, all: &[(String, Vec<u8>, usize)]) -> a
         std::thread::sleep(Duration::from_millis(2));
     }
     let events = all.iter().map(|b| b.2 as u64).sum();
-    Ok(HubResult { name: "bare mosquitto_sub".into(), events, elapsed: t0.elapsed(), cpu_s: cpu1 - cpu0 })
+    Ok(HubResult {
+        name: "bare mosquitto_sub".into(),
+        events,
+        elapsed: t0.elapsed(),
+        cpu_s: cpu1 - cpu0,
+    })
 }
 
 /// Redis' own rate for the same events: `XADD` pipelined a batch at a time on one connection.
@@ -179,7 +209,12 @@ fn xadd_run(redis: &RedisServer, all: &[(String, Vec<u8>, usize)]) -> anyhow::Re
         .iter()
         .map(|(t, p, _)| {
             let v: serde_json::Value = serde_json::from_slice(p).expect("our batch");
-            let evs = v["events"].as_array().unwrap().iter().map(|e| e.to_string()).collect();
+            let evs = v["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.to_string())
+                .collect();
             (format!("xadd:{t}"), evs)
         })
         .collect();
@@ -191,7 +226,12 @@ fn xadd_run(redis: &RedisServer, all: &[(String, Vec<u8>, usize)]) -> anyhow::Re
         }
         pipe.query::<()>(&mut conn)?;
     }
-    Ok(HubResult { name: "Redis pipelined XADD".into(), events, elapsed: t0.elapsed(), cpu_s: 0.0 })
+    Ok(HubResult {
+        name: "Redis pipelined XADD".into(),
+        events,
+        elapsed: t0.elapsed(),
+        cpu_s: 0.0,
+    })
 }
 
 /// All systems, in one run.
@@ -206,13 +246,27 @@ pub fn run(rt: &tokio::runtime::Runtime, events: u64) -> anyhow::Result<Vec<HubR
     eprintln!("  {:?}", out.last());
     let mut conn = redis.conn()?;
     for n in [1, 2] {
-        out.push(hub_run(rt, &format!("outpost-hub, {n} receiver(s), one Redis"), vec![redis.url()], n, &all, &mut conn)?);
+        out.push(hub_run(
+            rt,
+            &format!("outpost-hub, {n} receiver(s), one Redis"),
+            vec![redis.url()],
+            n,
+            &all,
+            &mut conn,
+        )?);
         eprintln!("  {:?}", out.last());
     }
     let cluster = RedisCluster::new()?;
     let mut cconn = cluster.client()?.get_connection()?;
     for n in [1, 2] {
-        out.push(hub_run(rt, &format!("outpost-hub, {n} receiver(s), 3-node cluster"), cluster.urls(), n, &all, &mut cconn)?);
+        out.push(hub_run(
+            rt,
+            &format!("outpost-hub, {n} receiver(s), 3-node cluster"),
+            cluster.urls(),
+            n,
+            &all,
+            &mut cconn,
+        )?);
         eprintln!("  {:?}", out.last());
     }
     Ok(out)
@@ -220,8 +274,16 @@ pub fn run(rt: &tokio::runtime::Runtime, events: u64) -> anyhow::Result<Vec<HubR
 
 /// The Markdown table.
 pub fn markdown(r: &[HubResult]) -> String {
-    let bare = r.iter().find(|x| x.name.starts_with("bare")).map(HubResult::rate).unwrap_or(1.0);
-    let xadd = r.iter().find(|x| x.name.contains("XADD")).map(HubResult::rate).unwrap_or(1.0);
+    let bare = r
+        .iter()
+        .find(|x| x.name.starts_with("bare"))
+        .map(HubResult::rate)
+        .unwrap_or(1.0);
+    let xadd = r
+        .iter()
+        .find(|x| x.name.contains("XADD"))
+        .map(HubResult::rate)
+        .unwrap_or(1.0);
     let mut s = String::from("| system | events | time | events/s | vs bare mosquitto_sub | vs Redis XADD | CPU-s per 100k events |\n|---|---|---|---|---|---|---|\n");
     for x in r {
         s += &format!(
@@ -232,7 +294,11 @@ pub fn markdown(r: &[HubResult]) -> String {
             x.rate(),
             x.rate() / bare,
             x.rate() / xadd,
-            if x.cpu_s > 0.0 { format!("{:.2}", x.cpu_per_100k()) } else { "-".into() }
+            if x.cpu_s > 0.0 {
+                format!("{:.2}", x.cpu_per_100k())
+            } else {
+                "-".into()
+            }
         );
     }
     s
