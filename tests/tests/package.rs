@@ -150,6 +150,13 @@ fn check_contents(deb: &Path, tmp: &Path) {
     );
     let fields = text(&run(Command::new("dpkg-deb").arg("-f").arg(deb)));
     assert!(fields.contains("Package: outpost\n"), "{fields}");
+    // The unit's ExecReload= runs /bin/kill (procps).
+    assert!(
+        fields
+            .lines()
+            .any(|l| l.starts_with("Depends:") && l.contains("procps")),
+        "{fields}"
+    );
     assert!(
         fields.contains("Recommends: redis-server, mosquitto"),
         "{fields}"
