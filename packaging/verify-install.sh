@@ -12,7 +12,7 @@ deb=$(readlink -f "$1")
 suite=${2:-$(. /etc/os-release && echo "$VERSION_CODENAME")}
 mirror=${3:-$(grep -rhoE '^(deb|URIs:) +[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | awk '{print $2}' | grep -v security | head -1)}
 root=$(mktemp -d /var/tmp/outpost-verify-XXXXXX)
-trap 'umount -R "$root/proc" 2>/dev/null || true; rm -rf "$root"' EXIT
+trap 'umount -R "$root/proc" 2>/dev/null || true; cp "$root/debootstrap/debootstrap.log" /tmp/outpost-verify-debootstrap.log 2>/dev/null || true; rm -rf --one-file-system "$root"' EXIT
 
 debootstrap --variant=minbase --include=systemd,redis-server,mosquitto "$suite" "$root" "$mirror"
 cp "$deb" "$root/tmp/"
