@@ -362,3 +362,15 @@ fn unreadable_config_is_invalid_input() {
     assert!(String::from_utf8_lossy(&out.stdout)
         .starts_with("no-such-gateway.toml:1:1: cannot read config: "));
 }
+
+#[test]
+fn profile_owntracks_options_are_checked() {
+    check_profile(
+        "owntracks-options",
+        &[
+            r#"7:9: mqtt.topic: "owntracks/#/event": '#' must be a whole last level"#,
+            r#"11:12: owntracks.key_file: cannot read profiles/missing.key: No such file or directory (os error 2)"#,
+            r#"12:21: owntracks.transition_status: invalid type: string "yes", expected a boolean"#,
+        ],
+    );
+}

@@ -23,7 +23,7 @@ const TAG_BYTES: usize = 16;
 
 /// A 32-byte secretbox key. `Debug` does not print it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Key([u8; 32]);
+pub struct Key(pub(super) [u8; 32]);
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

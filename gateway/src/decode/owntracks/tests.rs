@@ -309,3 +309,54 @@ fn a_bad_optional_field_is_dropped_and_the_rest_kept() {
         ["bad_field:alt", "bad_field:event", "bad_field:desc"]
     );
 }
+
+fn keyed() -> Owntracks {
+    Owntracks {
+        key: Some(Key::from_file_text(KEY)),
+        ..Default::default()
+    }
+}
+
+/// Seals `plain` as the apps do (test helper; the fixtures come from libsodium itself).
+fn seal(plain: &[u8], nonce: [u8; 24]) -> Vec<u8> {
+    use base64::Engine as _;
+    use crypto_secretbox::aead::{Aead, KeyInit};
+    let key = crypto_secretbox::Key::from(Key::from_file_text(KEY).0);
+    let boxed = crypto_secretbox::XSalsa20Poly1305::new(&key)
+        .encrypt(&nonce.into(), plain)
+        .unwrap();
+    let data = base64::engine::general_purpose::STANDARD.encode([&nonce[..], &boxed].concat());
+    format!(r#"{{"_type":"encrypted","data":"{data}"}}"#).into_bytes()
+}
+
+proptest::proptest! {
+    #[test]
+    fn encrypted_garbage_never_panics(data in "[A-Za-z0-9+/= ]{0,200}") {
+        let p = format!(r#"{{"_type":"encrypted","data":"{data}"}}"#);
+        let r = keyed().decode("p", p.as_bytes(), now());
+        proptest::prop_assert!(r.is_err());
+    }
+
+    #[test]
+    fn any_sealed_plaintext_never_panics(
+        plain in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        nonce in proptest::prelude::any::<[u8; 24]>(),
+        inner in r#"\{"_type":"(location|transition|card|lwt|encrypted)"(,"(lat|lon|tst|batt|bs|vel|event|desc|name)":(-?[0-9]{1,3}(\.[0-9])?|"[^"\\]{0,6}"|true|\[\]|\{\}))*\}"#,
+    ) {
+        // Sealing does not change what a (non-nested) message decodes to.
+        if !inner.contains(r#""_type":"encrypted""#) {
+            let sealed = keyed().decode("p", &seal(inner.as_bytes(), nonce), now());
+            let plain_r = keyed().decode("p", inner.as_bytes(), now());
+            proptest::prop_assert_eq!(sealed, plain_r);
+        }
+        for p in [plain, inner.into_bytes()] {
+            if let Ok(d) = keyed().decode("p", &seal(&p, nonce), now()) {
+                for e in &d.events {
+                    if let Body::Location(l) = &e.body {
+                        proptest::prop_assert!(crate::event::valid_position(l.lat, l.lon));
+                    }
+                }
+            }
+        }
+    }
+}
