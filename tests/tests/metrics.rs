@@ -302,6 +302,11 @@ fn a_malformed_optional_field_is_counted_and_its_event_kept() {
             "owntracks/anna/phone/info".to_string(),
             r#"{"_type":"card","name":"Anna","tid":"AN"}"#.to_string(),
         ),
+        // A card (often retained, published by others) names a device but is no sign of it.
+        (
+            "owntracks/carl/phone/info".to_string(),
+            r#"{"_type":"card","name":"Carl","tid":"CA"}"#.to_string(),
+        ),
     ])
     .unwrap();
     assert!(
@@ -332,4 +337,13 @@ fn a_malformed_optional_field_is_counted_and_its_event_kept() {
             == Some("Anna")),
         "card name recorded"
     );
+    assert!(wait_until(T, || bench
+        .hget("outpost:dev:carl-phone", "name")
+        .is_some()));
+    assert_eq!(bench.hget("outpost:dev:carl-phone", "presence"), None);
+    assert!(bench
+        .hub
+        .events_of("presence")
+        .iter()
+        .all(|e| e["dev"] != "carl-phone"));
 }

@@ -81,6 +81,10 @@ pub struct Decoded {
     /// A display name the device announced for itself (an OwnTracks `card`), if this input
     /// carried one.
     pub device_name: Option<String>,
+    /// This input says nothing about whether the device is there (a command sent *to* it, a
+    /// retained card another client published), so it must not mark the device online.
+    /// Only meaningful with no events.
+    pub silent: bool,
 }
 
 /// Helpers shared by the decoders' unit tests.

@@ -326,6 +326,14 @@ fn decode(routes: &[Route], p: &Publish) -> Result<DecodedInput, Drop> {
     let name = decoded.device_name.map(|n| (dev.clone(), n));
     let dropped = decoded.dropped;
     let mut out: Vec<IngestItem> = Vec::new();
+    if decoded.events.is_empty() && decoded.silent {
+        // Nothing to store and no sign of the device: acknowledged as it is.
+        return Ok(DecodedInput {
+            items: out,
+            dropped,
+            name,
+        });
+    }
     if decoded.events.is_empty() {
         out.push(item(
             route,

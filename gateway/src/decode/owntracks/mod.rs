@@ -11,6 +11,7 @@
 //!   `last_seen` is the gateway's receive time: the payload's `tst` is when the app *connected*
 //!   (booklet), not when it was last heard.
 //! - `card` → no event; its `name` is the device's display name ([`Decoded::device_name`]).
+//!   Cards and `cmd`s are [`Decoded::silent`]: they do not mark the device online.
 //! - `encrypted` → decrypted with the profile's key ([`crypto`]) and decoded as the inner message.
 //! - `waypoint(s)`, `cmd`, `status`, `configuration`, `steps`, `beacon`, … → no events, no problem.
 //!
@@ -106,6 +107,10 @@ impl Owntracks {
             events,
             dropped: drops.0,
             device_name,
+            // A `cmd` goes *to* the phone (from the gateway's own downlink or a Recorder), and a
+            // card is published retained, often by someone else: neither shows the phone is
+            // there. Waypoints, status and configuration dumps come from the phone itself.
+            silent: matches!(kind, "cmd" | "card"),
             ..Default::default()
         })
     }
