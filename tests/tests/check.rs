@@ -298,7 +298,7 @@ fn profile_unknown_key_is_reported() {
     check_profile(
         "unknown-key",
         &[
-            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`"#,
+            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`, `owntracks`"#,
             r#"8:1: mqtt: missing key `topic`"#,
             r#"9:1: mqtt: unknown key `topics`, expected `topic` or `device_id`"#,
         ],
@@ -361,4 +361,16 @@ fn unreadable_config_is_invalid_input() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout)
         .starts_with("no-such-gateway.toml:1:1: cannot read config: "));
+}
+
+#[test]
+fn profile_owntracks_options_are_checked() {
+    check_profile(
+        "owntracks-options",
+        &[
+            r#"7:9: mqtt.topic: "owntracks/#/event": '#' must be a whole last level"#,
+            r#"11:12: owntracks.key_file: cannot read profiles/missing.key: No such file or directory (os error 2)"#,
+            r#"12:21: owntracks.transition_status: invalid type: string "yes", expected a boolean"#,
+        ],
+    );
 }
