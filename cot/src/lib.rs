@@ -10,6 +10,7 @@
 //! - [`encode`]: Outpost events → CoT (PLI, emergency, GeoChat, offline-stale).
 //! - [`decode`]: one CoT event → [`decode::Inbound`] (TAK users' PLIs, 911 alerts and their
 //!   cancel, GeoChat, delivery receipts).
+//! - [`events`]: what TAK users send → Outpost events (`tak:<uid>` devices).
 //! - [`split`]: a TCP byte stream → whole `<event>…</event>` documents, bounded.
 //! - [`queue`]: the bounded send queue: newest position per device replaces an unsent one,
 //!   alerts never dropped.
@@ -19,6 +20,7 @@
 
 pub mod decode;
 pub mod encode;
+pub mod events;
 pub mod link;
 pub mod queue;
 pub mod split;

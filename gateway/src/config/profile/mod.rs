@@ -21,6 +21,8 @@ pub enum DecoderKind {
     Gpsd,
     AtModem,
     Json,
+    /// TAK users read from a TAK server's CoT stream (`[[tak]] subscribe = true`, SPEC §10).
+    Cot,
 }
 
 impl DecoderKind {
@@ -46,6 +48,7 @@ impl DecoderKind {
             DecoderKind::Gpsd => "gpsd",
             DecoderKind::AtModem => "at-modem",
             DecoderKind::Json => "json",
+            DecoderKind::Cot => "cot",
         }
     }
 }
@@ -221,6 +224,8 @@ pub struct RawProfile {
     pub json: Option<Spanned<crate::decode::json::JsonMapping>>,
     /// Options of the `at-modem` decoder.
     pub at_modem: Option<Spanned<AtModemOptions>>,
+    /// CoT type of this kind of device's PLI on a TAK server (SPEC §10), e.g. `a-f-G-U-C`.
+    pub tak_type: Option<Spanned<String>>,
 }
 
 fn default_presence_timeout() -> Duration {
@@ -284,6 +289,14 @@ impl Profile {
             .as_ref()
             .map(|r| r.get_ref().clone())
             .unwrap_or_default()
+    }
+
+    /// The CoT type of this profile's devices on a TAK server (default `a-f-G-U-C`).
+    pub fn tak_type(&self) -> &str {
+        self.raw
+            .tak_type
+            .as_ref()
+            .map_or(outpost_cot::DEFAULT_TYPE, |t| t.get_ref().as_str())
     }
 
     /// The MQTT topic filter, if this is an MQTT profile.
