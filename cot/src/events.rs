@@ -38,6 +38,29 @@ impl Skip {
     }
 }
 
+/// What makes `ib` the same event when a server replays it (TAK servers resend what they keep
+/// to every client that connects): its kind, sender, own time and, for a chat, message id.
+pub fn identity(ib: &Inbound) -> String {
+    let ms = |t: &chrono::DateTime<chrono::Utc>| t.timestamp_millis();
+    match ib {
+        Inbound::Pli { uid, time, .. } => format!("pli:{uid}:{}", ms(time)),
+        Inbound::Emergency { sender, time, .. } => format!("911:{sender}:{}", ms(time)),
+        Inbound::Cancel { sender, time, .. } => format!("can:{sender}:{}", ms(time)),
+        Inbound::Chat {
+            sender,
+            msg_id,
+            time,
+            ..
+        } => format!(
+            "chat:{sender}:{}:{}",
+            msg_id.as_deref().unwrap_or(""),
+            ms(time)
+        ),
+        Inbound::Delivered { msg_id, time, .. } => format!("rcpt:{msg_id}:{}", ms(time)),
+        Inbound::Other { uid, cot_type } => format!("other:{uid}:{cot_type}"),
+    }
+}
+
 /// The events of `ib`, for a gateway (or hub) whose own TAK uid is `self_uid`.
 pub fn to_events(ib: &Inbound, self_uid: &str) -> Result<(String, Vec<Event>), Skip> {
     let ev = |dev: &str, body: Body, ts| Event {

@@ -12,6 +12,8 @@
 //! - [`device`]: a field device publishing QoS 1 to the device broker.
 //! - [`outpost`]: builds and runs the `outpost` binary; [`config`] renders its `gateway.toml`.
 //! - [`rig`]: a whole bench (Redis, device broker, hub broker, proxy, hub) and profile copies.
+//! - [`taky`]: a private `taky` TAK server (TCP, or TLS with a client certificate);
+//!   [`tak_user`]: a CoT client acting as the ATAK user.
 //! - [`rt`], [`process`]: the runtime-thread and child-process plumbing the above share.
 //!
 //! Helpers that need async I/O own a tokio runtime on their own thread and are driven through
@@ -29,6 +31,8 @@ pub mod proxy;
 pub mod redis_server;
 pub mod rig;
 pub mod rt;
+pub mod tak_user;
+pub mod taky;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -42,6 +46,8 @@ pub use outpost::{outpost_bin, Outpost};
 pub use proxy::TcpProxy;
 pub use redis_server::RedisServer;
 pub use rig::{rfc3339, ProfileDir, Rig, GW};
+pub use tak_user::TakUser;
+pub use taky::{Taky, TakyTls};
 
 /// A loopback port that was free a moment ago.
 ///

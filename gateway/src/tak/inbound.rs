@@ -14,7 +14,7 @@ use chrono::Utc;
 use outpost_cot::decode::Inbound;
 use outpost_cot::events::to_events;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// Inputs stored per accept call at most.
 const BATCH: usize = 64;
@@ -68,6 +68,7 @@ fn item_of(ctx: &Context, ib: &Inbound, self_uid: &str) -> Option<IngestItem> {
         time,
     } = ib
     {
+        info!(msg_id = %msg_id, from = sender.as_deref().unwrap_or("?"), "TAK delivery receipt");
         ctx.tak.receipt(Delivered {
             msg_id: msg_id.clone(),
             from: sender.clone(),
@@ -84,12 +85,7 @@ fn item_of(ctx: &Context, ib: &Inbound, self_uid: &str) -> Option<IngestItem> {
         }
     };
     let profile = ctx.settings.tak_profile.as_ref()?;
-    let first = events.first()?;
-    let dedup = format!(
-        "cot:{dev}:{}:{}",
-        first.class(),
-        first.ts.timestamp_millis()
-    );
+    let dedup = format!("cot:{}", outpost_cot::events::identity(ib));
     Some(IngestItem {
         dev,
         profile: profile.name.clone(),
