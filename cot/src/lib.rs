@@ -51,3 +51,39 @@ pub fn is_own_uid(gw: &str, uid: &str) -> bool {
         .and_then(|r| r.strip_prefix(gw))
         .is_some_and(|r| r.is_empty() || r.starts_with('.'))
 }
+
+/// Which uids a link treats as its own echoes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Own {
+    /// A gateway: `outpost.<gw>` and its devices `outpost.<gw>.…` (another gateway's units,
+    /// seen through a shared server, are taken in like any TAK user's).
+    Gateway(String),
+    /// A hub: it sends every gateway's units, so every `outpost.…` uid is its own.
+    AnyOutpost,
+}
+
+impl Own {
+    /// True when `uid` is one of ours.
+    pub fn is_own(&self, uid: &str) -> bool {
+        match self {
+            Own::Gateway(gw) => is_own_uid(gw, uid),
+            Own::AnyOutpost => uid.starts_with("outpost."),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_uids() {
+        let gw = Own::Gateway("veh-1".into());
+        assert!(gw.is_own("outpost.veh-1"));
+        assert!(gw.is_own("outpost.veh-1.r7"));
+        assert!(!gw.is_own("outpost.veh-10.r7"), "another gateway's unit");
+        assert!(!gw.is_own("ANDROID-1"));
+        assert!(Own::AnyOutpost.is_own("outpost.veh-10.r7"));
+        assert!(!Own::AnyOutpost.is_own("outposts.x"));
+    }
+}

@@ -23,6 +23,10 @@ use tracing::{debug, info, warn};
 
 /// Largest single event accepted from the server (ATAK events are a few KiB).
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+/// Alerts and chats written this shortly before a connection broke are sent again after the
+/// reconnect: TCP accepts writes into a connection the server already left, and CoT has no
+/// acknowledgement. A repeat is harmless (same uid or message id: the client replaces it).
+pub const RESEND_WINDOW: Duration = Duration::from_secs(10);
 /// A ping (`t-x-c-t`) this often keeps NAT state alive and finds a dead peer by a failed write.
 pub const PING_EVERY: Duration = Duration::from_secs(30);
 
@@ -42,12 +46,17 @@ pub struct LinkConfig {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Our own announcement ([`crate::encode::announce`]), sent first on every connect.
     pub announce: Option<Arc<dyn Fn() -> String + Send + Sync>>,
-    /// The gateway (or hub) id: events with uids `outpost.<id>[.…]` are our own echoes.
-    pub own_id: String,
+    /// Our own uid on the server (in pings).
+    pub self_uid: String,
+    /// Which uids are our own echoes, never taken in.
+    pub own: crate::Own,
     /// Hand what the server sends to the caller (`subscribe = true`).
     pub subscribe: bool,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// Alerts and chats written this shortly before a connection broke are sent again
+    /// ([`RESEND_WINDOW`] in production).
+    pub resend_window: Duration,
 }
 
 /// What a link did, for metrics and tests.
@@ -92,7 +101,24 @@ pub async fn run(
                 stats.connects.fetch_add(1, Ordering::Relaxed);
                 stats.connected.store(true, Ordering::Relaxed);
                 delay = cfg.backoff_min;
-                let why = session(&cfg, io, &queue, &*picture, &inbound, &stats, &token).await;
+                let mut recent = std::collections::VecDeque::new();
+                let why = session(
+                    &cfg,
+                    io,
+                    &queue,
+                    &*picture,
+                    &inbound,
+                    &stats,
+                    &token,
+                    &mut recent,
+                )
+                .await;
+                // Newest first to the front, so they go out again in their order.
+                for (at, o) in recent.into_iter().rev() {
+                    if at.elapsed() < cfg.resend_window {
+                        queue.push_front(o);
+                    }
+                }
                 stats.connected.store(false, Ordering::Relaxed);
                 match why {
                     None => return,
@@ -138,7 +164,9 @@ async fn connect(cfg: &LinkConfig) -> Result<Box<dyn Io>, String> {
     Ok(Box::new(s))
 }
 
-/// One connection's life; `None` when cancelled, else why it ended.
+/// One connection's life; `None` when cancelled, else why it ended. Alerts and chats written
+/// within [`RESEND_WINDOW`] stay in `recent`.
+#[allow(clippy::too_many_arguments)]
 async fn session(
     cfg: &LinkConfig,
     mut io: Box<dyn Io>,
@@ -147,6 +175,7 @@ async fn session(
     inbound: &mpsc::Sender<Inbound>,
     stats: &LinkStats,
     token: &CancellationToken,
+    recent: &mut std::collections::VecDeque<(std::time::Instant, Outgoing)>,
 ) -> Option<String> {
     // Positions queued while down are in the picture we are about to read.
     queue.clear_positions();
@@ -177,22 +206,13 @@ async fn session(
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
+        // Biased: a closed connection (read returns 0) is noticed before the next event is
+        // written into it, so a queued alert is not lost in a socket the server already left.
         tokio::select! {
+            biased;
             _ = token.cancelled() => {
                 let _ = io.shutdown().await;
                 return None;
-            }
-            o = queue.pop() => {
-                if let Err(e) = io.write_all(o.xml.as_bytes()).await {
-                    requeue(queue, o);
-                    return Some(e.to_string());
-                }
-                stats.sent.fetch_add(1, Ordering::Relaxed);
-            }
-            _ = ping.tick() => {
-                if let Err(e) = io.write_all(ping_xml(&cfg.own_id).as_bytes()).await {
-                    return Some(e.to_string());
-                }
             }
             r = io.read(&mut buf) => {
                 let n = match r {
@@ -207,6 +227,25 @@ async fn session(
                             return None;
                         }
                     }
+                }
+            }
+            o = queue.pop() => {
+                if let Err(e) = io.write_all(o.xml.as_bytes()).await {
+                    requeue(queue, o);
+                    return Some(e.to_string());
+                }
+                stats.sent.fetch_add(1, Ordering::Relaxed);
+                let now = std::time::Instant::now();
+                while recent.front().is_some_and(|(t, _)| now - *t >= cfg.resend_window) {
+                    recent.pop_front();
+                }
+                if !matches!(o.kind, Kind::Position(_)) {
+                    recent.push_back((now, o));
+                }
+            }
+            _ = ping.tick() => {
+                if let Err(e) = io.write_all(ping_xml(&cfg.self_uid).as_bytes()).await {
+                    return Some(e.to_string());
                 }
             }
         }
@@ -239,10 +278,7 @@ fn take_in(
             return None;
         }
     };
-    if ev
-        .sender()
-        .is_some_and(|s| crate::is_own_uid(&cfg.own_id, s))
-    {
+    if ev.sender().is_some_and(|s| cfg.own.is_own(s)) {
         stats.echoes.fetch_add(1, Ordering::Relaxed);
         return None;
     }
@@ -259,7 +295,7 @@ fn ping_xml(own: &str) -> String {
     let stale = outpost_proto::event::format_ts(now + chrono::Duration::seconds(20));
     crate::xml::Element::new("event")
         .attr("version", "2.0")
-        .attr("uid", format!("{}-ping", crate::self_uid(own)))
+        .attr("uid", format!("{own}-ping"))
         .attr("type", "t-x-c-t")
         .attr("how", "h-g-i-g-o")
         .attr("time", t.as_str())
@@ -275,3 +311,7 @@ fn ping_xml(own: &str) -> String {
         )
         .to_xml()
 }
+
+#[cfg(test)]
+#[path = "link_tests.rs"]
+mod tests;

@@ -230,3 +230,109 @@ pub fn unit(s: &Settings, dev: &str, profile: &str, name: Option<&str>) -> Unit 
             .to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Alert, TsSrc};
+    use outpost_cot::decode::{decode, Inbound};
+
+    fn settings() -> Settings {
+        let src = "[gateway]\nid = \"veh-1\"\n[uplink]\nurl = \"mqtt://127.0.0.1:1\"\n[[tak]]\nurl = \"tcp://127.0.0.1:1\"\ncallsign = \"Engine 1\"\n";
+        Settings::parse(std::path::Path::new("gateway.toml"), src).unwrap()
+    }
+
+    fn item(dev: &str, body: Body) -> IngestItem {
+        IngestItem {
+            dev: dev.into(),
+            profile: "nmea-gps".into(),
+            presence_timeout: std::time::Duration::from_secs(60),
+            events: vec![Event {
+                dev: dev.into(),
+                body,
+                ts: Utc::now(),
+                ts_src: TsSrc::Device,
+            }],
+            dedup_key: None,
+            input_hash: None,
+            maybe_duplicate: false,
+            rx: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn downlink_chat_goes_to_the_contact_with_its_msg_id_and_receipts_are_broadcast() {
+        let s = settings();
+        let feed = Feed::default();
+        assert_eq!(
+            feed.send_chat(&s, "ANDROID-1", "VIPER", "hi", "m1"),
+            0,
+            "no output runs"
+        );
+        let q = Arc::new(SendQueue::new(16));
+        feed.register(&q);
+        assert_eq!(
+            feed.send_chat(&s, "ANDROID-1", "VIPER", "Evacuate <4>", "m1"),
+            1
+        );
+        let o = q.try_pop().unwrap();
+        assert_eq!(o.kind, Kind::Alert, "never dropped from the queue");
+        match decode(&o.xml).unwrap() {
+            Inbound::Chat {
+                sender,
+                sender_callsign,
+                room_id,
+                text,
+                msg_id,
+                ..
+            } => {
+                assert_eq!(sender, "outpost.veh-1");
+                assert_eq!(sender_callsign.as_deref(), Some("Engine 1"));
+                assert_eq!(room_id, "ANDROID-1");
+                assert_eq!(text, "Evacuate <4>");
+                assert_eq!(msg_id.as_deref(), Some("m1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut rx = feed.receipts();
+        feed.receipt(Delivered {
+            msg_id: "m1".into(),
+            from: None,
+            ts: Utc::now(),
+        });
+        assert_eq!(rx.try_recv().unwrap().msg_id, "m1");
+    }
+
+    #[test]
+    fn alert_without_position_is_placed_at_the_last_fix_and_tak_users_are_not_sent_back() {
+        let s = settings();
+        let feed = Feed::default();
+        let q = Arc::new(SendQueue::new(16));
+        feed.register(&q);
+        let fix = Location {
+            lat: 10.0,
+            lon: 20.0,
+            ..Default::default()
+        };
+        let alert = Alert {
+            reason: "emergency".into(),
+            ..Default::default()
+        };
+        let items = [
+            item("gps0", Body::Location(fix.clone())),
+            item("gps0", Body::Alert(alert)),
+            item("tak:ANDROID-1", Body::Location(fix)),
+        ];
+        let stored = vec![Outcome::Stored(vec![]); 3];
+        feed.accepted(&s, &items, &stored);
+        let pli = q.try_pop().unwrap();
+        assert_eq!(pli.kind, Kind::Position("gps0".into()));
+        let a = q.try_pop().unwrap();
+        assert!(
+            matches!(decode(&a.xml).unwrap(), Inbound::Emergency { point: Some(p), .. } if p.lat == 10.0)
+        );
+        assert!(q.try_pop().is_none(), "a TAK user is not echoed to TAK");
+        feed.accepted(&s, &items[..1], &[Outcome::Duplicate]);
+        assert!(q.try_pop().is_none(), "a duplicate was sent before");
+    }
+}

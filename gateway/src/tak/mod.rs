@@ -49,10 +49,12 @@ pub async fn run(ctx: Context, out: TakOutput) -> anyhow::Result<()> {
         announce: Some(Arc::new(move || {
             outpost_cot::encode::announce(&me, chrono::Utc::now())
         })),
-        own_id: ctx.settings.gateway_id.clone(),
+        self_uid: outpost_cot::self_uid(&ctx.settings.gateway_id),
+        own: outpost_cot::Own::Gateway(ctx.settings.gateway_id.clone()),
         subscribe: out.subscribe,
         backoff_min: Duration::from_millis(250),
         backoff_max: Duration::from_secs(30),
+        resend_window: outpost_cot::link::RESEND_WINDOW,
     };
     let stats = Arc::new(LinkStats::default());
     let (tx, rx) = tokio::sync::mpsc::channel(256);
