@@ -339,7 +339,10 @@ fn shipped_profiles_and_a_valid_config_pass() {
         let name = path.file_stem().unwrap().to_str().unwrap().to_string();
         let text = std::fs::read_to_string(&path).unwrap();
         n += 1;
-        if text.contains("[mqtt]") {
+        if text.contains("decoder = \"cot\"") {
+            // TAK users' profile: used by a subscribing [[tak]], never by a source.
+            cfg.push_str("[[tak]]\nurl = \"tcp://127.0.0.1:8087\"\nsubscribe = true\n");
+        } else if text.contains("[mqtt]") {
             cfg.push_str(&format!("[[mqtt]]\nprofile = \"{name}\"\n"));
         } else {
             cfg.push_str(&format!(
