@@ -288,7 +288,7 @@ fn profile_unknown_decoder_is_reported() {
     check_profile(
         "unknown-decoder",
         &[
-            r#"4:11: decoder: unknown variant `nmea0183`, expected one of `nmea`, `owntracks`, `meshtastic`, `gpsd`, `at-modem`, `json`"#,
+            r#"4:11: decoder: unknown variant `nmea0183`, expected one of `nmea`, `owntracks`, `meshtastic`, `gpsd`, `at-modem`, `json`, `cot`"#,
         ],
     );
 }
@@ -298,7 +298,7 @@ fn profile_unknown_key_is_reported() {
     check_profile(
         "unknown-key",
         &[
-            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`"#,
+            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`, `tak_type`"#,
             r#"8:1: mqtt: missing key `topic`"#,
             r#"9:1: mqtt: unknown key `topics`, expected `topic` or `device_id`"#,
         ],

@@ -202,4 +202,34 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn the_tak_profile_is_not_a_source_and_tak_type_is_checked() {
+        let e = problems(
+            "[devices_mqtt]\n[[mqtt]]\nprofile = \"tak\"\n[[serial]]\ndevice = \"g\"\npath = \"/dev/null\"\nprofile = \"tak\"\n",
+            true,
+        )
+        .unwrap_err();
+        let msg = "profile: a \"cot\" profile is for TAK users; [[tak]] subscribe = true uses it";
+        assert_eq!(
+            e,
+            [
+                format!("gateway.toml:8:11: mqtt.{msg}"),
+                format!("gateway.toml:12:11: serial.{msg}"),
+            ]
+        );
+        let p = crate::config::Profile::parse(
+            std::path::Path::new("r.toml"),
+            "name = \"r\"\ndescription = \"x\"\nversion = 1\ndecoder = \"json\"\ntak_type = \"<b>\"\n[mqtt]\ntopic = \"r/+\"\n[json.message]\ntext = \"/t\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            p.lines()
+                .iter()
+                .any(|l| l
+                    == "r.toml:5:12: tak_type: \"<b>\" is not a CoT unit type like \"a-f-G-U-C\""),
+            "{:?}",
+            p.lines()
+        );
+    }
 }

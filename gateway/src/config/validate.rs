@@ -217,7 +217,10 @@ fn mqtt_sources(
             continue;
         };
         if profile.decoder == DecoderKind::Cot {
-            p.push(Some(m.profile.span()), TAK_PROFILE_MISUSED);
+            p.push(
+                Some(m.profile.span()),
+                format!("mqtt.{TAK_PROFILE_MISUSED}"),
+            );
             continue;
         }
         if !profile.decoder.is_mqtt() {
@@ -269,7 +272,10 @@ fn serial_devices(
             continue;
         };
         if profile.decoder == DecoderKind::Cot {
-            p.push(Some(s.profile.span()), TAK_PROFILE_MISUSED);
+            p.push(
+                Some(s.profile.span()),
+                format!("serial.{TAK_PROFILE_MISUSED}"),
+            );
             continue;
         }
         if profile.decoder.is_mqtt() {
