@@ -16,6 +16,8 @@
 //! - [`rig`]: a whole bench (Redis, device broker, hub broker, proxy, hub) and profile copies.
 //! - [`feed`]: tracked device feeds (every publish and its broker ack); [`tally`]: the end
 //!   checks over them (exactly once, in order, nothing acknowledged lost).
+//! - [`taky`]: a private `taky` TAK server (TCP, or TLS with a client certificate);
+//!   [`tak_user`]: a CoT client acting as the ATAK user.
 //! - [`rt`], [`process`]: the runtime-thread and child-process plumbing the above share.
 //!
 //! Helpers that need async I/O own a tokio runtime on their own thread and are driven through
@@ -37,6 +39,8 @@ pub mod redis_server;
 pub mod rig;
 pub mod rt;
 pub mod tally;
+pub mod tak_user;
+pub mod taky;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -52,6 +56,8 @@ pub use proxy::TcpProxy;
 pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 pub use rig::{rfc3339, ProfileDir, Rig, GW};
+pub use tak_user::TakUser;
+pub use taky::{Taky, TakyTls};
 
 /// A loopback port that was free a moment ago.
 ///

@@ -41,6 +41,7 @@ pub async fn accept(ctx: &Context, items: &mut [IngestItem]) -> Option<Vec<Outco
                         }
                     }
                 }
+                ctx.tak.accepted(&ctx.settings, items, &outcomes);
                 if outcomes
                     .iter()
                     .any(|o| matches!(o, Outcome::Stored(ids) if !ids.is_empty()))

@@ -21,6 +21,8 @@ pub enum DecoderKind {
     Gpsd,
     AtModem,
     Json,
+    /// TAK users read from a TAK server's CoT stream (`[[tak]] subscribe = true`, SPEC §10).
+    Cot,
 }
 
 impl DecoderKind {
@@ -46,6 +48,7 @@ impl DecoderKind {
             DecoderKind::Gpsd => "gpsd",
             DecoderKind::AtModem => "at-modem",
             DecoderKind::Json => "json",
+            DecoderKind::Cot => "cot",
         }
     }
 }
@@ -279,6 +282,8 @@ pub struct RawProfile {
     pub at_modem: Option<Spanned<AtModemOptions>>,
     /// Options of the `owntracks` decoder.
     pub owntracks: Option<Spanned<OwntracksOptions>>,
+    /// CoT type of this kind of device's PLI on a TAK server (SPEC §10), e.g. `a-f-G-U-C`.
+    pub tak_type: Option<Spanned<String>>,
 }
 
 fn default_presence_timeout() -> Duration {
@@ -368,6 +373,14 @@ impl Profile {
         let f = o.key_file.as_ref()?;
         let base = self.path.parent().unwrap_or(Path::new("."));
         Some(base.join(f.get_ref()))
+    }
+
+    /// The CoT type of this profile's devices on a TAK server (default `a-f-G-U-C`).
+    pub fn tak_type(&self) -> &str {
+        self.raw
+            .tak_type
+            .as_ref()
+            .map_or(outpost_cot::DEFAULT_TYPE, |t| t.get_ref().as_str())
     }
 
     /// The device id template (`{N}` = topic level N), if any.
