@@ -209,7 +209,10 @@ fn check_packaged_config(deb: &Path, tmp: &Path) {
     );
     for p in shipped_profiles() {
         let body = std::fs::read_to_string(profiles.join(format!("{p}.toml"))).unwrap();
-        if body.contains("\n[mqtt]") {
+        if body.contains("decoder = \"cot\"") {
+            // The TAK users' profile is used by a [[tak]] output with subscribe = true.
+            cfg += "\n[[tak]]\nurl = \"tcp://127.0.0.1:8087\"\nsubscribe = true\n";
+        } else if body.contains("\n[mqtt]") {
             cfg += &format!("\n[[mqtt]]\nprofile = \"{p}\"\n");
         } else if body.contains("decoder = \"gpsd\"") {
             cfg += &format!(
