@@ -3,10 +3,11 @@
 
 use super::InvalidInput;
 use crate::config::{profile::Profile, resolve_profile, DecoderKind};
-use crate::decode::{at_modem, MqttDecoder};
+use crate::decode::{at_modem, meshtastic_serial, MqttDecoder};
 use crate::event::Event;
 use crate::ingest::topic::{matches, DeviceIdTemplate};
 use anyhow::Context as _;
+use base64::Engine as _;
 use chrono::Utc;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -50,6 +51,26 @@ pub fn decode(
                 out.result(i + 1, r.map(Some));
             }
         }
+        DecoderKind::MeshtasticSerial => {
+            let decoder = profile.meshtastic().decoder()?;
+            let mut seen = Dedup::default();
+            let stats = meshtastic_serial::decode_capture(
+                decoder,
+                &input,
+                Utc::now(),
+                &mut |n, r| match r {
+                    Ok(d) if seen.first(&d.dedup_key, n) => {
+                        d.events.iter().for_each(|e| out.event(e))
+                    }
+                    Ok(_) => {}
+                    Err(e) => out.problem(n, &format!("frame {n}: {e} [{}]", e.reason())),
+                },
+            );
+            eprintln!(
+                "{} frames, {} debug text lines, {} garbage bytes, {} oversize headers",
+                stats.frames, stats.text_lines, stats.garbage_bytes, stats.oversize
+            );
+        }
         DecoderKind::Nmea | DecoderKind::Gpsd => {
             crate::ingest::lines::decode_capture(&profile, dev, &input, &mut |n, r| {
                 out.result(n, r)
@@ -63,6 +84,7 @@ pub fn decode(
 fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Result<()> {
     let decoder = MqttDecoder::from_profile(profile)?;
     let filter = profile.topic().unwrap_or("#");
+    let mut seen = Dedup::default();
     let template = match profile.device_id_template() {
         Some(t) => DeviceIdTemplate::parse(t).map_err(InvalidInput)?,
         None => DeviceIdTemplate::last_level(),
@@ -78,6 +100,21 @@ fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Res
             continue;
         };
         let (topic, payload) = (String::from_utf8_lossy(&line[..sp]), &line[sp + 1..]);
+        // A binary payload is written `base64:<standard base64>` (SPEC §2).
+        let binary;
+        let payload = match payload.strip_prefix(b"base64:") {
+            Some(b64) => match base64::engine::general_purpose::STANDARD.decode(b64.trim_ascii()) {
+                Ok(b) => {
+                    binary = b;
+                    binary.as_slice()
+                }
+                Err(e) => {
+                    out.problem(n, &format!("payload after `base64:` is not base64: {e}"));
+                    continue;
+                }
+            },
+            None => payload,
+        };
         if !matches(filter, &topic) {
             out.problem(
                 n,
@@ -90,7 +127,8 @@ fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Res
             continue;
         };
         match decoder.decode(&dev, payload, Utc::now()) {
-            Ok(d) => d.events.iter().for_each(|e| out.event(e)),
+            Ok(d) if seen.first(&d.dedup_key, n) => d.events.iter().for_each(|e| out.event(e)),
+            Ok(_) => {}
             Err(e) => out.problem(n, &format!("{e} [{}]", e.reason())),
         }
     }
@@ -145,6 +183,28 @@ fn profiles_dir_of(config: &Path) -> anyhow::Result<PathBuf> {
             .profiles
             .unwrap_or_else(|| "/etc/outpost/device-profiles".into()),
     ))
+}
+
+/// The gateway's decoder-level dedup (e.g. one Meshtastic packet relayed by several radios),
+/// so a capture shows what would be forwarded; each duplicate is a note on stderr.
+#[derive(Default)]
+struct Dedup(std::collections::HashMap<String, usize>);
+
+impl Dedup {
+    /// True the first time `key` is seen (or when there is none); `n` is the input's number.
+    fn first(&mut self, key: &Option<String>, n: usize) -> bool {
+        let Some(k) = key else { return true };
+        match self.0.get(k) {
+            Some(m) => {
+                eprintln!("line {n}: duplicate of line {m} ({k}), not forwarded");
+                false
+            }
+            None => {
+                self.0.insert(k.clone(), n);
+                true
+            }
+        }
+    }
 }
 
 /// Buffered stdout for events, stderr for problems, a closing count.

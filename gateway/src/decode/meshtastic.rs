@@ -39,7 +39,7 @@ pub fn decode(_dev: &str, payload: &[u8], now: DateTime<Utc>) -> Result<Decoded,
     let obj = read::object(&root, "payload")?;
     let from = node(obj.get("from"), "from")?.ok_or_else(|| DecodeError::Missing("from".into()))?;
     let id = node(obj.get("id"), "id")?.ok_or_else(|| DecodeError::Missing("id".into()))?;
-    let dedup_key = Some(format!("mesh:{from:08x}:{id}"));
+    let dedup_key = Some(dedup_key(from, id));
     let rx_time =
         read::f64_at(obj.get("timestamp"), "timestamp")?.and_then(|t| plausible_secs(t, now));
     let received = (rx_time.unwrap_or(now), TsSrc::Gateway);
@@ -64,6 +64,12 @@ pub fn decode(_dev: &str, payload: &[u8], now: DateTime<Utc>) -> Result<Decoded,
         })
         .collect();
     Ok(Decoded { events, dedup_key })
+}
+
+/// The identity of mesh packet `id` from node `from` across relaying radios and uplinks (JSON
+/// and protobuf alike): `mesh:<from as %08x>:<id>`.
+pub(crate) fn dedup_key(from: u32, id: u32) -> String {
+    format!("mesh:{from:08x}:{id}")
 }
 
 /// A node number or packet id: unsigned 32-bit, but older firmware printed them as signed
@@ -132,7 +138,7 @@ fn position(
 /// Meshtastic channels can deliberately blur positions to `precision_bits` of the 32-bit
 /// coordinate. A blurred position must not look exact, so report half the grid cell (at the
 /// equator, 1e-7 deg ≈ 1.1132 cm) as its accuracy; 0 or 32 bits means full precision.
-fn precision_m(bits: Option<u64>) -> Option<f64> {
+pub(crate) fn precision_m(bits: Option<u64>) -> Option<f64> {
     match bits {
         Some(b @ 1..=31) => Some((1u64 << (32 - b)) as f64 * 1e-7 * 111_320.0 / 2.0),
         _ => None,

@@ -4,6 +4,8 @@
 mod dispatch;
 pub mod json;
 pub mod meshtastic;
+pub mod meshtastic_proto;
+pub mod meshtastic_serial;
 pub mod owntracks;
 
 pub use dispatch::MqttDecoder;
@@ -35,6 +37,12 @@ pub enum DecodeError {
     Unsupported(String),
     #[error("malformed: {0}")]
     Malformed(String),
+    #[error("not protobuf: {0}")]
+    NotProtobuf(String),
+    #[error("wrong key: {0}")]
+    WrongKey(String),
+    #[error("undecryptable: {0}")]
+    Undecryptable(String),
 }
 
 impl DecodeError {
@@ -50,6 +58,9 @@ impl DecodeError {
             DecodeError::BadChecksum => "bad_checksum",
             DecodeError::Unsupported(_) => "unsupported",
             DecodeError::Malformed(_) => "malformed",
+            DecodeError::NotProtobuf(_) => "not_protobuf",
+            DecodeError::WrongKey(_) => "wrong_key",
+            DecodeError::Undecryptable(_) => "undecryptable",
         }
     }
 
