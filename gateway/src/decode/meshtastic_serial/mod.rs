@@ -13,6 +13,8 @@
 
 pub mod downlink;
 pub mod framer;
+#[cfg(test)]
+mod tests;
 
 use crate::decode::meshtastic_proto::messages::{
     FromRadio, FromRadioVariant, Heartbeat, ToRadio, ToRadioVariant,
