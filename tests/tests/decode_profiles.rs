@@ -221,3 +221,34 @@ fn there_are_at_least_ten_profiles_and_each_is_tested_here() {
     }
     assert!(n >= 10, "{n} profiles");
 }
+
+/// Meshtastic protobuf envelopes made by upstream's own code (gateway/tests/fixtures/meshtastic,
+/// see make_fixtures.py): the default-key channel decodes, the relayed copy is a duplicate, the
+/// private channels' packets are `wrong_key` with the shipped profile's default key only.
+#[test]
+fn meshtastic_proto_decodes_envelopes_with_the_default_key() {
+    assert_decodes(
+        "meshtastic-proto",
+        "meshtastic/envelopes.txt",
+        &[
+            r#"{"dev":"!da65ade0","class":"location","lat":51.772,"lon":0.0395,"alt":85,"speed":3,"course":90,"sats":9,"ts":"2024-04-28T09:10:45.000Z","ts_src":"device"}"#,
+            r#"{"dev":"!da65ade0","class":"status","battery":87,"voltage":4.02,"uptime":5210,"extra":{"air_util_tx":0.8,"channel_utilization":3.5},"ts":"<gateway clock>","ts_src":"gateway"}"#,
+            r#"{"dev":"!da65ade0","class":"message","text":"Engine 7 on scene, staging north lot","msg_id":"1186871391","ts":"<gateway clock>","ts_src":"gateway"}"#,
+            r#"{"dev":"!da65ade0","class":"status","extra":{"hw_model":9,"long_name":"Engine 7","short_name":"E7"},"ts":"<gateway clock>","ts_src":"gateway"}"#,
+        ],
+        "4 events, 5 problems",
+    );
+}
+
+/// A radio's raw serial stream (debug text, noise, a false header, handshake, packets, an ack).
+#[test]
+fn meshtastic_serial_decodes_a_raw_radio_capture() {
+    assert_decodes(
+        "meshtastic-serial",
+        "meshtastic/radio.bin",
+        &[
+            r#"{"dev":"!da65ade0","class":"location","lat":51.772,"lon":0.0395,"alt":85,"speed":3,"course":90,"sats":9,"ts":"2024-04-28T09:10:45.000Z","ts_src":"device"}"#,
+        ],
+        "4 events, 1 problems",
+    );
+}

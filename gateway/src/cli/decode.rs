@@ -63,7 +63,7 @@ pub fn decode(
                         d.events.iter().for_each(|e| out.event(e))
                     }
                     Ok(_) => {}
-                    Err(e) => out.problem(n, &format!("frame {n}: {e} [{}]", e.reason())),
+                    Err(e) => out.problem_in("frame", n, &format!("{e} [{}]", e.reason())),
                 },
             );
             eprintln!(
@@ -229,8 +229,13 @@ impl Output {
     }
 
     fn problem(&mut self, line: usize, msg: &str) {
+        self.problem_in("line", line, msg);
+    }
+
+    /// A problem at input `n` of kind `what` (a line, or a frame of a binary capture).
+    fn problem_in(&mut self, what: &str, n: usize, msg: &str) {
         self.problems += 1;
-        eprintln!("line {line}: {msg}");
+        eprintln!("{what} {n}: {msg}");
     }
 
     fn result(&mut self, line: usize, r: Result<Option<Event>, crate::decode::DecodeError>) {

@@ -102,14 +102,15 @@ impl ProtoDecoder {
                 }
             }
         }
+        let which = match channel {
+            "" => format!("channel hash {}", p.channel),
+            c => format!("channel {c:?} (hash {})", p.channel),
+        };
         Err(if hashed.is_empty() {
-            DecodeError::WrongKey(format!(
-                "no configured key is for channel {channel:?} (hash {})",
-                p.channel
-            ))
+            DecodeError::WrongKey(format!("no configured key is for {which}"))
         } else {
             DecodeError::Undecryptable(format!(
-                "packet {} from {} does not decrypt with the key of channel {channel:?}",
+                "packet {} from {} does not decrypt with the key of {which}",
                 p.id,
                 packet::node_id(p.from)
             ))
