@@ -12,6 +12,8 @@
 //! - [`device`]: a field device publishing QoS 1 to the device broker.
 //! - [`outpost`]: builds and runs the `outpost` binary; [`config`] renders its `gateway.toml`.
 //! - [`rig`]: a whole bench (Redis, device broker, hub broker, proxy, hub) and profile copies.
+//! - [`mesh_radio`]: a scripted Meshtastic radio (serial API) on a pty.
+//! - [`pty`]: a serial device on a pseudo-terminal pair (socat), unplugged and replugged.
 //! - [`rt`], [`process`]: the runtime-thread and child-process plumbing the above share.
 //!
 //! Helpers that need async I/O own a tokio runtime on their own thread and are driven through
@@ -22,10 +24,12 @@ pub mod config;
 pub mod dedup;
 pub mod device;
 pub mod hub;
+pub mod mesh_radio;
 pub mod mosquitto;
 pub mod outpost;
 pub mod process;
 pub mod proxy;
+pub mod pty;
 pub mod redis_server;
 pub mod rig;
 pub mod rt;
