@@ -1,10 +1,15 @@
-//! A Meshtastic radio on USB (issue 13, SPEC §11 and §8): a scripted radio on a pseudo-terminal
+//! Meshtastic beyond JSON (issue 13, SPEC §11 and §8). Protobuf envelopes over MQTT, made by
+//! upstream's code, through the real binary: decrypted, deduplicated across relays and across
+//! the JSON uplink, bad ones counted by reason.
+//!
+//! A Meshtastic radio on USB: a scripted radio on a pseudo-terminal
 //! ([`outpost_system_tests::mesh_radio`]) answers the `want_config_id` handshake, answers
 //! heartbeats, emits packets made by upstream's code, and acks or NAKs the text sent to it.
 //! Uplink through the real `outpost` binary to a private Redis and hub; downlink through the
 //! gateway library's radio task (the binary has no sender for it until the delivery mechanism of
 //! issue 12 lands) on the same pty, with the same Redis.
 
+use base64::Engine as _;
 use outpost::decode::meshtastic_serial::downlink::Outcome;
 use outpost::ingest::meshtastic_serial::{self as radio_task, TextRequest};
 use outpost_system_tests::mesh_radio::MeshRadio;
@@ -249,4 +254,77 @@ async fn texts_are_delivered_failed_or_sent_by_the_meshs_acks() {
     assert_eq!(radio.log().want_configs.len(), 1);
     token.cancel();
     task.await.unwrap().unwrap();
+}
+
+/// `(topic, payload)` of every envelope in the fixture.
+fn envelopes() -> Vec<(String, Vec<u8>)> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../gateway/tests/fixtures/meshtastic/envelopes.txt");
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (t, b) = l.split_once(" base64:").unwrap();
+            (
+                t.to_string(),
+                base64::engine::general_purpose::STANDARD.decode(b).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn protobuf_envelopes_are_decrypted_deduplicated_with_json_and_bad_ones_counted() {
+    let rig = outpost_system_tests::Rig::new().unwrap();
+    let cfg = rig.config().mqtt("meshtastic").mqtt("meshtastic-proto");
+    let _gw = rig.start(&cfg).unwrap();
+    let dev = rig.device("relays").unwrap();
+    // The same position packet over the JSON uplink first (tests/fixtures/mqtt/meshtastic.txt).
+    let json = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway/tests/fixtures/mqtt/meshtastic.txt"),
+    )
+    .unwrap();
+    let line = json.lines().find(|l| l.contains("1186871389")).unwrap();
+    let (topic, payload) = line.split_once(' ').unwrap();
+    let mut msgs = vec![(topic.to_string(), payload.as_bytes().to_vec())];
+    msgs.extend(envelopes());
+    dev.publish_many_qos1(msgs).unwrap();
+
+    let of = |class: &str| {
+        rig.hub
+            .events_of(class)
+            .into_iter()
+            .filter(|e| e["dev"] == "!da65ade0")
+            .count()
+    };
+    let want_drops: std::collections::HashMap<String, u64> =
+        [("wrong_key", 3), ("undecryptable", 1), ("not_protobuf", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+    assert!(
+        wait_until(T, || of("status") == 2
+            && of("message") == 1
+            && rig.drops() == want_drops),
+        "status {} message {} drops {:?}",
+        of("status"),
+        of("message"),
+        rig.drops()
+    );
+    assert_eq!(
+        of("location"),
+        1,
+        "one packet: JSON and two protobuf relays of it"
+    );
+    let names = rig
+        .hub
+        .events_of("status")
+        .into_iter()
+        .find(|e| e["extra"]["long_name"].is_string())
+        .unwrap();
+    assert_eq!(
+        (names["dev"].as_str(), names["extra"]["long_name"].as_str()),
+        (Some("!da65ade0"), Some("Engine 7"))
+    );
 }
