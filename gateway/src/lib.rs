@@ -17,6 +17,8 @@
 //! - [`uplink`]: drains the outbox to the hub in class order with an in-flight window.
 //! - [`buffer`] and [`thin`]: the bounded outbox — thin the oldest location history first.
 //! - [`presence`]: offline after the profile's timeout, online again on the next report.
+//! - [`tak`]: `[[tak]]` outputs — the picture as CoT to TAK servers, TAK users in (SPEC §10),
+//!   fed from what the store accepts, independent of the uplink.
 //! - [`ops`]: metrics (and the `/metrics`, `/healthz` endpoint).
 //! - [`daemon`]: `outpost run` — starts it all under one cancellation token.
 //! - [`demo`]: `outpost demo`, the whole system on one machine.
@@ -35,6 +37,7 @@ pub mod ops;
 pub mod policy;
 pub mod presence;
 pub mod store;
+pub mod tak;
 pub mod thin;
 pub mod tls;
 pub mod uplink;

@@ -16,6 +16,10 @@
 //! - [`rig`]: a whole bench (Redis, device broker, hub broker, proxy, hub) and profile copies.
 //! - [`mesh_radio`]: a scripted Meshtastic radio (serial API) on a pty.
 //! - [`pty`]: a serial device on a pseudo-terminal pair (socat), unplugged and replugged.
+//! - [`feed`]: tracked device feeds (every publish and its broker ack); [`tally`]: the end
+//!   checks over them (exactly once, in order, nothing acknowledged lost).
+//! - [`taky`]: a private `taky` TAK server (TCP, or TLS with a client certificate);
+//!   [`tak_user`]: a CoT client acting as the ATAK user.
 //! - [`rt`], [`process`]: the runtime-thread and child-process plumbing the above share.
 //!
 //! Helpers that need async I/O own a tokio runtime on their own thread and are driven through
@@ -25,6 +29,7 @@
 pub mod config;
 pub mod dedup;
 pub mod device;
+pub mod feed;
 pub mod hub;
 pub mod hub_proc;
 pub mod mesh_radio;
@@ -37,6 +42,9 @@ pub mod redis_cluster;
 pub mod redis_server;
 pub mod rig;
 pub mod rt;
+pub mod tak_user;
+pub mod taky;
+pub mod tally;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -52,6 +60,8 @@ pub use proxy::TcpProxy;
 pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 pub use rig::{rfc3339, ProfileDir, Rig, GW};
+pub use tak_user::TakUser;
+pub use taky::{Taky, TakyTls};
 
 /// A loopback port that was free a moment ago.
 ///

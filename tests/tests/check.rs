@@ -300,7 +300,7 @@ fn profile_unknown_decoder_is_reported() {
     check_profile(
         "unknown-decoder",
         &[
-            r#"4:11: decoder: unknown variant `nmea0183`, expected one of `nmea`, `owntracks`, `meshtastic`, `gpsd`, `at-modem`, `json`, `meshtastic-proto`, `meshtastic-serial`"#,
+            r#"4:11: decoder: unknown variant `nmea0183`, expected one of `nmea`, `owntracks`, `meshtastic`, `gpsd`, `at-modem`, `json`, `meshtastic-proto`, `meshtastic-serial`, `cot`"#,
         ],
     );
 }
@@ -310,7 +310,7 @@ fn profile_unknown_key_is_reported() {
     check_profile(
         "unknown-key",
         &[
-            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`, `meshtastic`"#,
+            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`, `meshtastic`, `owntracks`, `tak_type`"#,
             r#"8:1: mqtt: missing key `topic`"#,
             r#"9:1: mqtt: unknown key `topics`, expected `topic` or `device_id`"#,
         ],
@@ -351,7 +351,10 @@ fn shipped_profiles_and_a_valid_config_pass() {
         let name = path.file_stem().unwrap().to_str().unwrap().to_string();
         let text = std::fs::read_to_string(&path).unwrap();
         n += 1;
-        if text.contains("[mqtt]") {
+        if text.contains("decoder = \"cot\"") {
+            // TAK users' profile: used by a subscribing [[tak]], never by a source.
+            cfg.push_str("[[tak]]\nurl = \"tcp://127.0.0.1:8087\"\nsubscribe = true\n");
+        } else if text.contains("[mqtt]") {
             cfg.push_str(&format!("[[mqtt]]\nprofile = \"{name}\"\n"));
         } else {
             cfg.push_str(&format!(
@@ -373,4 +376,16 @@ fn unreadable_config_is_invalid_input() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout)
         .starts_with("no-such-gateway.toml:1:1: cannot read config: "));
+}
+
+#[test]
+fn profile_owntracks_options_are_checked() {
+    check_profile(
+        "owntracks-options",
+        &[
+            r#"7:9: mqtt.topic: "owntracks/#/event": '#' must be a whole last level"#,
+            r#"11:12: owntracks.key_file: cannot read profiles/missing.key: No such file or directory (os error 2)"#,
+            r#"12:21: owntracks.transition_status: invalid type: string "yes", expected a boolean"#,
+        ],
+    );
 }

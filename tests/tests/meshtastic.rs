@@ -180,6 +180,7 @@ async fn texts_are_delivered_failed_or_sent_by_the_meshs_acks() {
         store,
         metrics: Default::default(),
         outbox: Default::default(),
+        tak: Default::default(),
         token: tokio_util::sync::CancellationToken::new(),
     };
     let token = ctx.token.clone();

@@ -73,17 +73,53 @@ pub fn decode(
         }
         DecoderKind::Nmea | DecoderKind::Gpsd => {
             crate::ingest::lines::decode_capture(&profile, dev, &input, &mut |n, r| {
-                out.result(n, r)
+                out.decoded(n, r)
             })
         }
+        DecoderKind::Cot => decode_cot(&input, &mut out),
         _ => unreachable!("every decoder kind is handled above"),
     }
     out.finish()
 }
 
+/// A CoT capture (e.g. a TAK server's stream saved to a file): each event is reported at the
+/// line its `</event>` ends on; what a gateway would not take in is a problem with its reason.
+fn decode_cot(input: &[u8], out: &mut Output) {
+    use outpost_cot::{decode::decode, events::to_events, split::Splitter};
+    let mut split = Splitter::new(outpost_cot::link::MAX_EVENT_BYTES);
+    let mut docs = Vec::new();
+    for (i, line) in input.split_inclusive(|b| *b == b'\n').enumerate() {
+        split.push(line, &mut docs);
+        for d in docs.drain(..) {
+            let ev = d
+                .map_err(|e| e.to_string())
+                .and_then(|d| decode(&d).map_err(|e| e.to_string()));
+            // No gateway here: only All Chat Rooms chats count as addressed to us.
+            match ev.map(|ev| to_events(&ev, "")) {
+                Ok(Ok((_, events))) => events.iter().for_each(|e| out.event(e)),
+                Ok(Err(skip)) => out.problem(i + 1, &format!("not taken in [{}]", skip.reason())),
+                Err(e) => out.problem(i + 1, &format!("{e} [malformed_cot]")),
+            }
+        }
+    }
+    if split.pending() > 0
+        && !String::from_utf8_lossy(input)
+            .trim_end()
+            .ends_with("</event>")
+    {
+        out.problem(
+            input.split(|b| *b == b'\n').count(),
+            "unfinished event at end of input [malformed_cot]",
+        );
+    }
+}
+
 fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Result<()> {
     let decoder = MqttDecoder::from_profile(profile)?;
-    let filter = profile.topic().unwrap_or("#");
+    let filters = match profile.topics() {
+        t if t.is_empty() => vec!["#"],
+        t => t,
+    };
     let mut seen = Dedup::default();
     let template = match profile.device_id_template() {
         Some(t) => DeviceIdTemplate::parse(t).map_err(InvalidInput)?,
@@ -115,10 +151,17 @@ fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Res
             },
             None => payload,
         };
-        if !matches(filter, &topic) {
+        if !filters.iter().any(|f| matches(f, &topic)) {
             out.problem(
                 n,
-                &format!("topic {topic:?} does not match the profile's filter {filter:?}"),
+                &format!(
+                    "topic {topic:?} does not match the profile's filter {}",
+                    filters
+                        .iter()
+                        .map(|f| format!("{f:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
             );
             continue;
         }
@@ -127,8 +170,16 @@ fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Res
             continue;
         };
         match decoder.decode(&dev, payload, Utc::now()) {
-            Ok(d) if seen.first(&d.dedup_key, n) => d.events.iter().for_each(|e| out.event(e)),
-            Ok(_) => {}
+            Ok(d) => {
+                d.dropped.iter().for_each(|f| out.dropped(n, f));
+                if let Some(name) = &d.device_name {
+                    eprintln!("line {n}: device {dev:?} is named {name:?}");
+                }
+                // Relays (and the JSON and protobuf uplinks) of one mesh packet: events once.
+                if seen.first(&d.dedup_key, n) {
+                    d.events.iter().for_each(|e| out.event(e));
+                }
+            }
             Err(e) => out.problem(n, &format!("{e} [{}]", e.reason())),
         }
     }
@@ -212,6 +263,7 @@ struct Output {
     w: BufWriter<std::io::Stdout>,
     events: usize,
     problems: usize,
+    dropped: usize,
 }
 
 impl Output {
@@ -220,6 +272,7 @@ impl Output {
             w: BufWriter::new(std::io::stdout()),
             events: 0,
             problems: 0,
+            dropped: 0,
         }
     }
 
@@ -238,6 +291,13 @@ impl Output {
         eprintln!("{what} {n}: {msg}");
     }
 
+    /// A malformed optional field left out of an event that was kept: reported, but not a
+    /// problem (nothing was lost but that field).
+    fn dropped(&mut self, line: usize, f: &crate::decode::DroppedField) {
+        self.dropped += 1;
+        eprintln!("line {line}: {f} [{}]", f.reason());
+    }
+
     fn result(&mut self, line: usize, r: Result<Option<Event>, crate::decode::DecodeError>) {
         match r {
             Ok(Some(e)) => self.event(&e),
@@ -246,9 +306,30 @@ impl Output {
         }
     }
 
+    fn decoded(
+        &mut self,
+        line: usize,
+        r: Result<crate::decode::Decoded, crate::decode::DecodeError>,
+    ) {
+        match r {
+            Ok(d) => {
+                d.dropped.iter().for_each(|f| self.dropped(line, f));
+                d.events.iter().for_each(|e| self.event(e));
+            }
+            Err(e) => self.problem(line, &format!("{e} [{}]", e.reason())),
+        }
+    }
+
     fn finish(mut self) -> anyhow::Result<ExitCode> {
         self.w.flush()?;
-        eprintln!("{} events, {} problems", self.events, self.problems);
+        let dropped = match self.dropped {
+            0 => String::new(),
+            n => format!(", {n} fields dropped"),
+        };
+        eprintln!(
+            "{} events, {} problems{dropped}",
+            self.events, self.problems
+        );
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -1,191 +1,155 @@
-//! Renders the registry in the Prometheus text exposition format (version 0.0.4): `# HELP`,
-//! `# TYPE`, one sample a line. Metric names are part of the ops contract (README).
+//! The body of `/metrics`, encoded by `prometheus-client` in the OpenMetrics text format
+//! (which Prometheus scrapes natively). Metric names and labels are part of the ops contract
+//! (docs/install.md).
+//!
+//! A registry is built per scrape: the live counters and histograms of [`Metrics`] are
+//! registered by handle (they share the atomics), and the values known only at scrape time —
+//! Redis gauges, health, uplink state — as constants. Redis gauges are left out when Redis did
+//! not answer, rather than reported as zero.
 
 use super::gauges::RedisGauges;
-use super::histogram::Histogram;
+use super::metrics::ClassLabel;
 use super::Metrics;
 use crate::event::Class;
-use std::fmt::Write as _;
-use std::sync::atomic::Ordering::Relaxed;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// The `Content-Type` of the body (OpenMetrics 1.0 text).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The body of `/metrics`. `redis` is `None` when Redis did not answer in time (its gauges are
-/// then left out rather than reported as zero, and `outpost_redis_up` is 0).
+/// then left out and `outpost_redis_up` is 0).
 pub fn render(m: &Metrics, redis: Option<&RedisGauges>, healthy: bool) -> String {
-    let mut o = String::with_capacity(8 * 1024);
-    head(
-        &mut o,
+    let registry = registry(m, redis, healthy);
+    let mut out = String::with_capacity(8 * 1024);
+    // Writing to a String cannot fail; an encoder error would be a bug in a label value type.
+    if let Err(e) = encode(&mut out, &registry) {
+        tracing::error!(error = %e, "metrics encoding failed");
+    }
+    out
+}
+
+/// Counters are registered without their `_total` suffix: the encoder adds it to the samples.
+fn registry(m: &Metrics, redis: Option<&RedisGauges>, healthy: bool) -> Registry {
+    let mut r = Registry::default();
+    let build = Family::<Vec<(String, String)>, Gauge>::default();
+    build
+        .get_or_create(&vec![(
+            "version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        )])
+        .set(1);
+    r.register(
         "outpost_build_info",
-        "gauge",
-        "Version of the running gateway.",
+        "Version of the running gateway",
+        build,
     );
-    let _ = writeln!(
-        o,
-        "outpost_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
+    r.register(
+        "outpost_events_in",
+        "Events accepted into the outbox, by class and source (device profile, or gateway)",
+        m.events_in.clone(),
     );
-    head(
-        &mut o,
-        "outpost_events_in_total",
-        "counter",
-        "Events accepted into the outbox, by class and source (device profile, or gateway).",
+    r.register(
+        "outpost_events_forwarded",
+        "Events the hub acknowledged (PUBACK), by class",
+        m.forwarded.clone(),
     );
-    for ((class, source), n) in m.ingested() {
-        let _ = writeln!(
-            o,
-            "outpost_events_in_total{{class=\"{class}\",source=\"{}\"}} {n}",
-            esc(&source)
-        );
-    }
-    head(
-        &mut o,
-        "outpost_events_forwarded_total",
-        "counter",
-        "Events the hub acknowledged (PUBACK), by class.",
+    r.register(
+        "outpost_drops",
+        "Inputs dropped, by reason",
+        m.drops.clone(),
     );
-    for c in Class::ALL {
-        let _ = writeln!(
-            o,
-            "outpost_events_forwarded_total{{class=\"{c}\"}} {}",
-            m.forwarded[c.index()].load(Relaxed)
-        );
-    }
-    head(
-        &mut o,
-        "outpost_drops_total",
-        "counter",
-        "Inputs dropped, by reason.",
+    r.register(
+        "outpost_inputs_duplicate",
+        "Inputs recognised as already stored (redelivery, relay, retry)",
+        m.duplicates.clone(),
     );
-    for (reason, n) in m.drops() {
-        let _ = writeln!(o, "outpost_drops_total{{reason=\"{}\"}} {n}", esc(&reason));
-    }
-    counter(
-        &mut o,
-        "outpost_inputs_duplicate_total",
-        "Inputs recognised as already stored (redelivery, relay, retry).",
-        m.duplicates.load(Relaxed),
+    r.register(
+        "outpost_inputs_refused",
+        "Inputs refused because their class's outbox share was full (kept at the broker)",
+        m.refused.clone(),
     );
-    counter(
-        &mut o,
-        "outpost_inputs_refused_total",
-        "Inputs refused because their class's outbox share was full (kept at the broker).",
-        m.refused.load(Relaxed),
+    register_uplink(&mut r, m);
+    r.register(
+        "outpost_devices_broker_connects",
+        "Successful connections to the device broker",
+        m.devices_connects.clone(),
     );
-    gauge(
-        &mut o,
-        "outpost_uplink_up",
-        "1 while connected to the hub.",
-        u64::from(m.uplink_up.load(Relaxed)) as f64,
-    );
-    let connects = m.uplink_connects.load(Relaxed);
-    counter(
-        &mut o,
-        "outpost_uplink_connects_total",
-        "Successful connections to the hub.",
-        connects,
-    );
-    counter(
-        &mut o,
-        "outpost_uplink_reconnects_total",
-        "Connections to the hub after the first.",
-        connects.saturating_sub(1),
-    );
-    counter(
-        &mut o,
-        "outpost_devices_broker_connects_total",
-        "Successful connections to the device broker.",
-        m.devices_connects.load(Relaxed),
-    );
-    histogram(
-        &mut o,
+    r.register(
         "outpost_uplink_puback_seconds",
-        "Time from publishing a batch to its PUBACK.",
-        &m.puback,
+        "Time from publishing a batch to its PUBACK",
+        m.puback.clone(),
     );
-    histogram(
-        &mut o,
+    r.register(
         "outpost_redis_ingest_seconds",
-        "Duration of one ingest pipeline to Redis.",
-        &m.redis_ingest,
+        "Duration of one ingest pipeline to Redis",
+        m.redis_ingest.clone(),
     );
-    gauge(
-        &mut o,
+    r.register(
         "outpost_redis_up",
-        "1 when Redis answered the last probe and this scrape.",
-        u64::from(redis.is_some() && m.live.redis_ok()) as f64,
+        "1 when Redis answered the last probe and this scrape",
+        ConstGauge::new(i64::from(redis.is_some() && m.live.redis_ok())),
     );
     if let Some(g) = redis {
-        head(
-            &mut o,
-            "outpost_backlog_events",
-            "gauge",
-            "Events in the outbox not yet acknowledged by the hub, by class.",
-        );
-        for c in Class::ALL {
-            let _ = writeln!(
-                o,
-                "outpost_backlog_events{{class=\"{c}\"}} {}",
-                g.backlog[c.index()].depth
-            );
-        }
-        head(
-            &mut o,
-            "outpost_backlog_oldest_age_seconds",
-            "gauge",
-            "Age of the oldest unacknowledged event, by class (0 when empty).",
-        );
-        for c in Class::ALL {
-            let _ = writeln!(
-                o,
-                "outpost_backlog_oldest_age_seconds{{class=\"{c}\"}} {:.3}",
-                g.backlog[c.index()].oldest_age_s
-            );
-        }
-        gauge(
-            &mut o,
-            "outpost_devices_online",
-            "Devices currently online (reported within their presence timeout).",
-            g.devices_online as f64,
-        );
+        register_redis(&mut r, g);
     }
-    gauge(
-        &mut o,
+    r.register(
         "outpost_healthy",
-        "1 when /healthz answers 200.",
-        u64::from(healthy) as f64,
+        "1 when /healthz answers 200",
+        ConstGauge::new(i64::from(healthy)),
     );
-    o
+    r
 }
 
-fn head(o: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+fn register_uplink(r: &mut Registry, m: &Metrics) {
+    r.register(
+        "outpost_uplink_up",
+        "1 while connected to the hub",
+        ConstGauge::new(i64::from(m.uplink_is_up())),
+    );
+    r.register(
+        "outpost_uplink_connects",
+        "Successful connections to the hub",
+        m.uplink_connects.clone(),
+    );
+    r.register(
+        "outpost_uplink_reconnects",
+        "Connections to the hub after the first",
+        ConstCounter::new(m.uplink_connects.get().saturating_sub(1)),
+    );
 }
 
-fn counter(o: &mut String, name: &str, help: &str, v: u64) {
-    head(o, name, "counter", help);
-    let _ = writeln!(o, "{name} {v}");
-}
-
-fn gauge(o: &mut String, name: &str, help: &str, v: f64) {
-    head(o, name, "gauge", help);
-    let _ = writeln!(o, "{name} {v}");
-}
-
-fn histogram(o: &mut String, name: &str, help: &str, h: &Histogram) {
-    head(o, name, "histogram", help);
-    let s = h.snapshot();
-    for (le, n) in &s.cumulative {
-        let _ = writeln!(o, "{name}_bucket{{le=\"{le}\"}} {n}");
+/// The gauges read from Redis at this scrape.
+fn register_redis(r: &mut Registry, g: &RedisGauges) {
+    let depth = Family::<ClassLabel, Gauge>::default();
+    let age = Family::<ClassLabel, Gauge<f64, AtomicU64>>::default();
+    for c in Class::ALL {
+        let l = ClassLabel { class: c.as_str() };
+        let b = g.backlog[c.index()];
+        depth
+            .get_or_create(&l)
+            .set(i64::try_from(b.depth).unwrap_or(i64::MAX));
+        age.get_or_create(&l).set(b.oldest_age_s);
     }
-    let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {}", s.count);
-    let _ = writeln!(o, "{name}_sum {}", s.sum_seconds);
-    let _ = writeln!(o, "{name}_count {}", s.count);
-}
-
-/// Escapes a label value (backslash, quote, newline).
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    r.register(
+        "outpost_backlog_events",
+        "Events in the outbox not yet acknowledged by the hub, by class",
+        depth,
+    );
+    r.register(
+        "outpost_backlog_oldest_age_seconds",
+        "Age of the oldest unacknowledged event, by class (0 when empty)",
+        age,
+    );
+    r.register(
+        "outpost_devices_online",
+        "Devices currently online (reported within their presence timeout)",
+        ConstGauge::new(i64::try_from(g.devices_online).unwrap_or(i64::MAX)),
+    );
 }
 
 #[cfg(test)]
@@ -207,6 +171,9 @@ mod tests {
         assert!(text.contains("outpost_uplink_puback_seconds_bucket{le=\"0.05\"} 1"));
         assert!(text.contains("outpost_uplink_puback_seconds_count 1"));
         assert!(text.contains("outpost_backlog_events{class=\"alert\"} 0"));
+        assert!(text.contains("outpost_events_forwarded_total{class=\"status\"} 0"));
+        assert!(text.contains("outpost_build_info{version=\""));
+        assert!(text.ends_with("# EOF\n"), "{text}");
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let name = line.split(' ').nth(2).unwrap();
             assert_eq!(
@@ -223,5 +190,16 @@ mod tests {
         assert!(!text.contains("outpost_backlog_events"));
         assert!(text.contains("outpost_redis_up 0"));
         assert!(text.contains("outpost_healthy 0"));
+    }
+
+    #[test]
+    fn reconnects_are_connects_after_the_first() {
+        let m = Metrics::default();
+        m.uplink_connected();
+        m.uplink_connected();
+        let text = render(&m, None, true);
+        assert!(text.contains("outpost_uplink_connects_total 2"), "{text}");
+        assert!(text.contains("outpost_uplink_reconnects_total 1"), "{text}");
+        assert!(text.contains("outpost_uplink_up 1"), "{text}");
     }
 }

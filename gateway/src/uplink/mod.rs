@@ -11,7 +11,6 @@ pub mod window;
 use crate::context::Context;
 use crate::util::{backoff::Backoff, ratelimit::LogGate};
 use chrono::Utc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -33,7 +32,7 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     loop {
         ctx.metrics.live.beat(crate::ops::Component::Uplink);
         let end = session::run(&ctx, &mut backoff, &cursors).await;
-        if ctx.metrics.uplink_up.swap(false, Relaxed) {
+        if ctx.metrics.uplink_lost() {
             let _ = ctx.store.set_uplink_state("down", Utc::now()).await;
         }
         let reason = match end {

@@ -11,7 +11,6 @@ use crate::util::backoff::Backoff;
 use chrono::Utc;
 use outpost_proto::batch;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Outgoing, Packet, QoS};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info, warn};
@@ -73,8 +72,7 @@ pub async fn run(
     }
     backoff.reset();
     let since = Utc::now();
-    ctx.metrics.uplink_up.store(true, Relaxed);
-    ctx.metrics.uplink_connects.fetch_add(1, Relaxed);
+    ctx.metrics.uplink_connected();
     if let Err(e) = ctx.store.set_uplink_state("up", since).await {
         debug!(error = %e, "could not record uplink state");
     }

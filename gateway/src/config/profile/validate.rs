@@ -39,8 +39,27 @@ pub fn validate(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
     serial(raw, cx, p);
     gpsd(raw, cx, p);
     json(raw, cx, p);
+    owntracks(raw, cx, p);
     options(raw, cx, p);
     meshtastic(raw, cx, p);
+    tak_type(raw, p);
+}
+
+/// A CoT type is dash-separated atoms, starting with `a` (an atom: a unit on the map),
+/// e.g. `a-f-G-U-C` (friendly ground unit, combat) or `a-f-G-E-V-A` (ambulance).
+fn tak_type(raw: &RawProfile, p: &mut Problems) {
+    let Some(t) = &raw.tak_type else { return };
+    let s = t.get_ref();
+    let ok = s.starts_with("a-")
+        && s.len() <= 64
+        && s.split('-')
+            .all(|a| !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric()));
+    if !ok {
+        p.push(
+            Some(t.span()),
+            format!("tak_type: {s:?} is not a CoT unit type like \"a-f-G-U-C\""),
+        );
+    }
 }
 
 fn header(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
@@ -85,6 +104,7 @@ fn transport(kind: DecoderKind) -> &'static str {
     match kind {
         k if k.is_mqtt() => "takes MQTT messages",
         DecoderKind::Gpsd => "connects to a gpsd daemon",
+        DecoderKind::Cot => "reads a TAK server ([[tak]] subscribe = true)",
         _ => "reads a serial line",
     }
 }
@@ -101,6 +121,7 @@ fn sections(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
         ("json", &[Json]),
         ("at_modem", &[AtModem]),
         ("meshtastic", &[MeshtasticProto, MeshtasticSerial]),
+        ("owntracks", &[Owntracks]),
         (
             "report",
             &[
@@ -118,7 +139,7 @@ fn sections(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
         let Some(span) = cx.at(section) else { continue };
         if !kinds.contains(&kind) {
             let why = match *section {
-                "json" | "at_modem" | "meshtastic" => {
+                "json" | "at_modem" | "meshtastic" | "owntracks" => {
                     format!("it holds options of decoder {:?}", kinds[0].name())
                 }
                 "report" => "it thins locations and this decoder reports none".to_string(),
@@ -155,9 +176,14 @@ fn sections(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
 
 fn mqtt(raw: &RawProfile, p: &mut Problems) {
     let Some(m) = &raw.mqtt else { return };
-    let filter = m.topic.get_ref();
-    if let Err(e) = validate_filter(filter) {
-        p.push(Some(m.topic.span()), format!("mqtt.topic: {e}"));
+    let mut valid = true;
+    for filter in &m.topic.get_ref().0 {
+        if let Err(e) = validate_filter(filter) {
+            p.push(Some(m.topic.span()), format!("mqtt.topic: {e}"));
+            valid = false;
+        }
+    }
+    if !valid {
         return;
     }
     let Some(t) = &m.device_id else { return };
@@ -165,7 +191,13 @@ fn mqtt(raw: &RawProfile, p: &mut Problems) {
         p.push(Some(t.span()), format!("mqtt.device_id: {e}"));
         return;
     }
-    // `{N}` must name a level every matching topic has.
+    for filter in &m.topic.get_ref().0 {
+        device_id_levels(filter, t, p);
+    }
+}
+
+/// `{N}` of the device id template must name a level every topic matching `filter` has.
+fn device_id_levels(filter: &str, t: &Spanned<String>, p: &mut Problems) {
     let levels: Vec<&str> = filter.split('/').collect();
     let open_ended = levels.last() == Some(&"#");
     let fixed = levels.len() - usize::from(open_ended);
@@ -241,6 +273,30 @@ fn json(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
         };
         let span = cx.at(&key).or_else(|| Some(j.span()));
         p.push(span, format!("{key}: {msg}"));
+    }
+}
+
+/// The OwnTracks key file must be readable and hold a secret (checked here so `outpost check`
+/// reports it at its key, not the daemon at start).
+fn owntracks(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
+    let Some(f) = raw
+        .owntracks
+        .as_ref()
+        .and_then(|o| o.get_ref().key_file.clone())
+    else {
+        return;
+    };
+    let path = cx.path.parent().unwrap_or(Path::new(".")).join(f.get_ref());
+    match std::fs::read_to_string(&path) {
+        Err(e) => p.push(
+            Some(f.span()),
+            format!("owntracks.key_file: cannot read {}: {e}", path.display()),
+        ),
+        Ok(s) if s.trim_end_matches(['\r', '\n']).is_empty() => p.push(
+            Some(f.span()),
+            format!("owntracks.key_file: {} is empty", path.display()),
+        ),
+        Ok(_) => {}
     }
 }
 

@@ -76,14 +76,20 @@ impl ProtoDecoder {
         channel: &str,
         now: DateTime<Utc>,
     ) -> Result<Decoded, DecodeError> {
-        let dedup_key = Some(super::meshtastic::dedup_key(p.from, p.id));
+        // As in the JSON decoder: id 0 is an absent id (proto3 default), which cannot be
+        // matched to its relays, so such a packet is not deduplicated.
+        let dedup_key = (p.id != 0).then(|| super::meshtastic::dedup_key(p.from, p.id));
         let data = match &p.payload {
             Some(Payload::Decoded(d)) => d.clone(),
             Some(Payload::Encrypted(c)) => self.decrypt(p, c, channel)?,
             None => return Err(DecodeError::Missing("packet.payload".into())),
         };
         let events = packet::events(p, &data, now)?;
-        Ok(Decoded { events, dedup_key })
+        Ok(Decoded {
+            events,
+            dedup_key,
+            ..Default::default()
+        })
     }
 
     /// Tries the keys whose channel hash matches the packet first, then the rest (the channel
