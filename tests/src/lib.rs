@@ -14,6 +14,8 @@
 //! - [`device`]: a field device publishing QoS 1 to the device broker.
 //! - [`outpost`]: builds and runs the `outpost` binary; [`config`] renders its `gateway.toml`.
 //! - [`rig`]: a whole bench (Redis, device broker, hub broker, proxy, hub) and profile copies.
+//! - [`mesh_radio`]: a scripted Meshtastic radio (serial API) on a pty.
+//! - [`pty`]: a serial device on a pseudo-terminal pair (socat), unplugged and replugged.
 //! - [`feed`]: tracked device feeds (every publish and its broker ack); [`tally`]: the end
 //!   checks over them (exactly once, in order, nothing acknowledged lost).
 //! - [`taky`]: a private `taky` TAK server (TCP, or TLS with a client certificate);
@@ -30,17 +32,19 @@ pub mod device;
 pub mod feed;
 pub mod hub;
 pub mod hub_proc;
+pub mod mesh_radio;
 pub mod mosquitto;
 pub mod outpost;
 pub mod process;
 pub mod proxy;
+pub mod pty;
 pub mod redis_cluster;
 pub mod redis_server;
 pub mod rig;
 pub mod rt;
-pub mod tally;
 pub mod tak_user;
 pub mod taky;
+pub mod tally;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};

@@ -284,11 +284,23 @@ fn profile_serial_without_baud_is_reported() {
 }
 
 #[test]
+fn profile_bad_keys_is_reported() {
+    check_profile(
+        "bad-keys",
+        &[
+            r#"10:17: meshtastic.keys: a channel key is 1 byte (shorthand, e.g. "AQ=="), 16 or 32 bytes; this is 2"#,
+            r#"10:25: meshtastic.keys: not base64: Invalid symbol 32, offset 3."#,
+            r#"11:15: meshtastic.ack_timeout: must be at least 1s"#,
+        ],
+    );
+}
+
+#[test]
 fn profile_unknown_decoder_is_reported() {
     check_profile(
         "unknown-decoder",
         &[
-            r#"4:11: decoder: unknown variant `nmea0183`, expected one of `nmea`, `owntracks`, `meshtastic`, `gpsd`, `at-modem`, `json`, `cot`"#,
+            r#"4:11: decoder: unknown variant `nmea0183`, expected one of `nmea`, `owntracks`, `meshtastic`, `gpsd`, `at-modem`, `json`, `meshtastic-proto`, `meshtastic-serial`, `cot`"#,
         ],
     );
 }
@@ -298,7 +310,7 @@ fn profile_unknown_key_is_reported() {
     check_profile(
         "unknown-key",
         &[
-            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`, `owntracks`, `tak_type`"#,
+            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`, `meshtastic`, `owntracks`, `tak_type`"#,
             r#"8:1: mqtt: missing key `topic`"#,
             r#"9:1: mqtt: unknown key `topics`, expected `topic` or `device_id`"#,
         ],

@@ -3,11 +3,11 @@
 //! the real `outpost` binary, a private Redis and hub broker.
 
 use outpost_system_tests::{
-    free_port, wait_until, GatewayConfig, Hub, Mosquitto, Outpost, RedisServer,
+    free_port, pty::Pty, wait_until, GatewayConfig, Hub, Mosquitto, Outpost, RedisServer,
 };
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);
@@ -19,52 +19,6 @@ fn capture(name: &str) -> String {
         .join("../gateway/tests/fixtures/nmea-gpsd")
         .join(name);
     std::fs::read_to_string(p).expect("fixture")
-}
-
-/// A pty pair from socat: the device side at `dev` (what Outpost opens), our side at `feed`.
-struct Pty {
-    child: Child,
-    dev: PathBuf,
-    feed: PathBuf,
-}
-
-impl Pty {
-    fn plug(dir: &Path) -> Pty {
-        let (dev, feed) = (dir.join("ttyGPS"), dir.join("feed"));
-        let child = Command::new("socat")
-            .arg(format!("pty,raw,echo=0,link={}", dev.display()))
-            .arg(format!("pty,raw,echo=0,link={}", feed.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("socat (apt-get install socat)");
-        assert!(
-            wait_until(Duration::from_secs(5), || dev.exists() && feed.exists()),
-            "socat ptys"
-        );
-        Pty { child, dev, feed }
-    }
-
-    fn open_feed(&self) -> std::fs::File {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&self.feed)
-            .expect("open feed")
-    }
-
-    /// Pulls the plug: the device side hangs up.
-    fn unplug(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Pty {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Writes the `$` lines of a capture, paced like a 9600-baud line (960 bytes/s), `times` over.

@@ -3,10 +3,11 @@
 
 use super::InvalidInput;
 use crate::config::{profile::Profile, resolve_profile, DecoderKind};
-use crate::decode::{at_modem, MqttDecoder};
+use crate::decode::{at_modem, meshtastic_serial, MqttDecoder};
 use crate::event::Event;
 use crate::ingest::topic::{matches, DeviceIdTemplate};
 use anyhow::Context as _;
+use base64::Engine as _;
 use chrono::Utc;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -49,6 +50,26 @@ pub fn decode(
             {
                 out.result(i + 1, r.map(Some));
             }
+        }
+        DecoderKind::MeshtasticSerial => {
+            let decoder = profile.meshtastic().decoder()?;
+            let mut seen = Dedup::default();
+            let stats = meshtastic_serial::decode_capture(
+                decoder,
+                &input,
+                Utc::now(),
+                &mut |n, r| match r {
+                    Ok(d) if seen.first(&d.dedup_key, n) => {
+                        d.events.iter().for_each(|e| out.event(e))
+                    }
+                    Ok(_) => {}
+                    Err(e) => out.problem_in("frame", n, &format!("{e} [{}]", e.reason())),
+                },
+            );
+            eprintln!(
+                "{} frames, {} debug text lines, {} garbage bytes, {} oversize headers",
+                stats.frames, stats.text_lines, stats.garbage_bytes, stats.oversize
+            );
         }
         DecoderKind::Nmea | DecoderKind::Gpsd => {
             crate::ingest::lines::decode_capture(&profile, dev, &input, &mut |n, r| {
@@ -99,6 +120,7 @@ fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Res
         t if t.is_empty() => vec!["#"],
         t => t,
     };
+    let mut seen = Dedup::default();
     let template = match profile.device_id_template() {
         Some(t) => DeviceIdTemplate::parse(t).map_err(InvalidInput)?,
         None => DeviceIdTemplate::last_level(),
@@ -114,6 +136,21 @@ fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Res
             continue;
         };
         let (topic, payload) = (String::from_utf8_lossy(&line[..sp]), &line[sp + 1..]);
+        // A binary payload is written `base64:<standard base64>` (SPEC §2).
+        let binary;
+        let payload = match payload.strip_prefix(b"base64:") {
+            Some(b64) => match base64::engine::general_purpose::STANDARD.decode(b64.trim_ascii()) {
+                Ok(b) => {
+                    binary = b;
+                    binary.as_slice()
+                }
+                Err(e) => {
+                    out.problem(n, &format!("payload after `base64:` is not base64: {e}"));
+                    continue;
+                }
+            },
+            None => payload,
+        };
         if !filters.iter().any(|f| matches(f, &topic)) {
             out.problem(
                 n,
@@ -138,7 +175,10 @@ fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Res
                 if let Some(name) = &d.device_name {
                     eprintln!("line {n}: device {dev:?} is named {name:?}");
                 }
-                d.events.iter().for_each(|e| out.event(e));
+                // Relays (and the JSON and protobuf uplinks) of one mesh packet: events once.
+                if seen.first(&d.dedup_key, n) {
+                    d.events.iter().for_each(|e| out.event(e));
+                }
             }
             Err(e) => out.problem(n, &format!("{e} [{}]", e.reason())),
         }
@@ -196,6 +236,28 @@ fn profiles_dir_of(config: &Path) -> anyhow::Result<PathBuf> {
     ))
 }
 
+/// The gateway's decoder-level dedup (e.g. one Meshtastic packet relayed by several radios),
+/// so a capture shows what would be forwarded; each duplicate is a note on stderr.
+#[derive(Default)]
+struct Dedup(std::collections::HashMap<String, usize>);
+
+impl Dedup {
+    /// True the first time `key` is seen (or when there is none); `n` is the input's number.
+    fn first(&mut self, key: &Option<String>, n: usize) -> bool {
+        let Some(k) = key else { return true };
+        match self.0.get(k) {
+            Some(m) => {
+                eprintln!("line {n}: duplicate of line {m} ({k}), not forwarded");
+                false
+            }
+            None => {
+                self.0.insert(k.clone(), n);
+                true
+            }
+        }
+    }
+}
+
 /// Buffered stdout for events, stderr for problems, a closing count.
 struct Output {
     w: BufWriter<std::io::Stdout>,
@@ -220,8 +282,13 @@ impl Output {
     }
 
     fn problem(&mut self, line: usize, msg: &str) {
+        self.problem_in("line", line, msg);
+    }
+
+    /// A problem at input `n` of kind `what` (a line, or a frame of a binary capture).
+    fn problem_in(&mut self, what: &str, n: usize, msg: &str) {
         self.problems += 1;
-        eprintln!("line {line}: {msg}");
+        eprintln!("{what} {n}: {msg}");
     }
 
     /// A malformed optional field left out of an event that was kept: reported, but not a

@@ -1,6 +1,7 @@
 //! Picks the decoder a profile names (MQTT side). Serial decoders are stateful per port and
 //! live with their source.
 
+use super::meshtastic_proto::ProtoDecoder;
 use super::{json::JsonMapping, meshtastic, owntracks, DecodeError, Decoded};
 use crate::config::{DecoderKind, Profile};
 use anyhow::Context as _;
@@ -12,6 +13,7 @@ pub enum MqttDecoder {
     Owntracks(Box<owntracks::Owntracks>),
     Meshtastic,
     Json(Box<JsonMapping>),
+    MeshtasticProto(Box<ProtoDecoder>),
 }
 
 impl MqttDecoder {
@@ -28,6 +30,9 @@ impl MqttDecoder {
                     .map(|j| j.get_ref().clone())
                     .unwrap_or_default(),
             )),
+            DecoderKind::MeshtasticProto => {
+                MqttDecoder::MeshtasticProto(Box::new(profile.meshtastic().decoder()?))
+            }
             other => anyhow::bail!("decoder {other:?} does not take MQTT input"),
         })
     }
@@ -43,6 +48,7 @@ impl MqttDecoder {
             MqttDecoder::Owntracks(o) => o.decode(dev, payload, now),
             MqttDecoder::Meshtastic => meshtastic::decode(dev, payload, now),
             MqttDecoder::Json(m) => super::json::decode(m, dev, payload, now),
+            MqttDecoder::MeshtasticProto(d) => d.decode(dev, payload, now),
         }
     }
 }

@@ -174,7 +174,7 @@ fn position(
 /// Meshtastic channels can deliberately blur positions to `precision_bits` of the 32-bit
 /// coordinate. A blurred position must not look exact, so report half the grid cell (at the
 /// equator, 1e-7 deg ≈ 1.1132 cm) as its accuracy; 0 or 32 bits means full precision.
-fn precision_m(bits: Option<u64>) -> Option<f64> {
+pub(crate) fn precision_m(bits: Option<u64>) -> Option<f64> {
     match bits {
         Some(b @ 1..=31) => Some((1u64 << (32 - b)) as f64 * 1e-7 * 111_320.0 / 2.0),
         _ => None,

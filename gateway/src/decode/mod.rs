@@ -5,6 +5,8 @@ mod dispatch;
 mod dropped;
 pub mod json;
 pub mod meshtastic;
+pub mod meshtastic_proto;
+pub mod meshtastic_serial;
 pub mod owntracks;
 
 pub use dispatch::MqttDecoder;
@@ -38,6 +40,12 @@ pub enum DecodeError {
     Unsupported(String),
     #[error("malformed: {0}")]
     Malformed(String),
+    #[error("not protobuf: {0}")]
+    NotProtobuf(String),
+    #[error("wrong key: {0}")]
+    WrongKey(String),
+    #[error("undecryptable: {0}")]
+    Undecryptable(String),
     #[error("cannot decrypt: {0}")]
     DecryptFailed(String),
 }
@@ -55,6 +63,9 @@ impl DecodeError {
             DecodeError::BadChecksum => "bad_checksum",
             DecodeError::Unsupported(_) => "unsupported",
             DecodeError::Malformed(_) => "malformed",
+            DecodeError::NotProtobuf(_) => "not_protobuf",
+            DecodeError::WrongKey(_) => "wrong_key",
+            DecodeError::Undecryptable(_) => "undecryptable",
             DecodeError::DecryptFailed(_) => "decrypt_failed",
         }
     }

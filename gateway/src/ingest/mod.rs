@@ -3,6 +3,7 @@
 //! store has accepted it (SPEC §6).
 
 pub mod lines;
+pub mod meshtastic_serial;
 pub mod mqtt;
 pub mod serial;
 pub mod topic;

@@ -25,6 +25,12 @@ const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
 /// Runs one `[[serial]]` device until cancelled.
 #[instrument(skip_all, fields(device = %dev.device))]
 pub async fn run(ctx: Context, dev: SerialDevice) -> anyhow::Result<()> {
+    if dev.profile.decoder == DecoderKind::MeshtasticSerial {
+        // A radio speaks framed protobufs, not lines. Until the downlink mechanism hands it a
+        // link, it runs with one nobody sends on.
+        let (_link, ends) = super::meshtastic_serial::link(1);
+        return super::meshtastic_serial::run(ctx, dev, ends).await;
+    }
     // At most 5 s: a replugged receiver should be picked up quickly; a missing port costs an
     // open() attempt every few seconds, nothing more.
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
@@ -70,7 +76,7 @@ enum Port {
     Tcp(tokio::net::TcpStream),
 }
 
-fn open_serial(dev: &SerialDevice) -> anyhow::Result<tokio_serial::SerialStream> {
+pub(super) fn open_serial(dev: &SerialDevice) -> anyhow::Result<tokio_serial::SerialStream> {
     use tokio_serial::SerialPortBuilderExt;
     let s = dev.profile.raw.serial.clone().unwrap_or_default();
     let b = tokio_serial::new(dev.path.to_string_lossy(), dev.baud)
@@ -117,19 +123,19 @@ async fn open_gpsd(dev: &SerialDevice) -> anyhow::Result<tokio::net::TcpStream> 
 }
 
 /// What a device keeps across reopenings.
-struct DeviceState {
+pub(super) struct DeviceState {
     dev: SerialDevice,
     lines: Option<LineDecoder>,
     /// Whether the store was told this device is present (an outage then emits one offline).
-    present: bool,
-    last_refresh: Option<Instant>,
+    pub(super) present: bool,
+    pub(super) last_refresh: Option<Instant>,
     framer_seen: FramerStats,
     clock_warned: bool,
-    gate: LogGate,
+    pub(super) gate: LogGate,
 }
 
 impl DeviceState {
-    fn new(dev: &SerialDevice) -> Self {
+    pub(super) fn new(dev: &SerialDevice) -> Self {
         DeviceState {
             dev: dev.clone(),
             // Rollover repair needs a trustworthy clock: only when it is set (2024 or later).
@@ -146,7 +152,7 @@ impl DeviceState {
         }
     }
 
-    fn item(&self, events: Vec<Event>, rx: DateTime<Utc>) -> IngestItem {
+    pub(super) fn item(&self, events: Vec<Event>, rx: DateTime<Utc>) -> IngestItem {
         let json: Vec<String> = events.iter().map(|e| e.to_json()).collect();
         let hash = input_hash(&[self.dev.device.as_bytes(), json.join("\n").as_bytes()]);
         IngestItem {
@@ -162,7 +168,7 @@ impl DeviceState {
     }
 
     /// The device is gone (unplugged, silent, port missing): offline at once, once.
-    async fn went_offline(&mut self, ctx: &Context) {
+    pub(super) async fn went_offline(&mut self, ctx: &Context) {
         if !self.present {
             return;
         }

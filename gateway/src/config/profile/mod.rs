@@ -21,6 +21,8 @@ pub enum DecoderKind {
     Gpsd,
     AtModem,
     Json,
+    MeshtasticProto,
+    MeshtasticSerial,
     /// TAK users read from a TAK server's CoT stream (`[[tak]] subscribe = true`, SPEC §10).
     Cot,
 }
@@ -30,13 +32,19 @@ impl DecoderKind {
     pub fn is_mqtt(self) -> bool {
         matches!(
             self,
-            DecoderKind::Owntracks | DecoderKind::Meshtastic | DecoderKind::Json
+            DecoderKind::Owntracks
+                | DecoderKind::Meshtastic
+                | DecoderKind::Json
+                | DecoderKind::MeshtasticProto
         )
     }
 
     /// True for decoders fed by a serial line.
     pub fn is_serial(self) -> bool {
-        matches!(self, DecoderKind::Nmea | DecoderKind::AtModem)
+        matches!(
+            self,
+            DecoderKind::Nmea | DecoderKind::AtModem | DecoderKind::MeshtasticSerial
+        )
     }
 
     /// The name profiles use (`decoder = "at-modem"`).
@@ -48,6 +56,8 @@ impl DecoderKind {
             DecoderKind::Gpsd => "gpsd",
             DecoderKind::AtModem => "at-modem",
             DecoderKind::Json => "json",
+            DecoderKind::MeshtasticProto => "meshtastic-proto",
+            DecoderKind::MeshtasticSerial => "meshtastic-serial",
             DecoderKind::Cot => "cot",
         }
     }
@@ -260,6 +270,43 @@ impl AtModemOptions {
     }
 }
 
+/// `[meshtastic]` of a `meshtastic-proto` or `meshtastic-serial` profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeshtasticOptions {
+    /// Channel keys (PSKs), standard base64 of 1, 16 or 32 bytes; `"AQ=="` is the default key.
+    pub keys: Vec<Spanned<String>>,
+    /// Serial only: how often a `ToRadio` heartbeat keeps the radio's API session alive.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// Serial only: how long a sent text waits for the mesh's ack before it counts as `sent`.
+    #[serde(with = "humantime_serde")]
+    pub ack_timeout: Duration,
+}
+
+impl Default for MeshtasticOptions {
+    fn default() -> Self {
+        MeshtasticOptions {
+            keys: crate::decode::meshtastic_proto::DEFAULT_KEYS
+                .iter()
+                .map(|k| Spanned::new(0..0, k.to_string()))
+                .collect(),
+            // The official Python client beats every 300 s; a minute keeps a dead link short.
+            heartbeat: Duration::from_secs(60),
+            // Three hops with retransmissions take tens of seconds on a busy LongFast mesh.
+            ack_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl MeshtasticOptions {
+    /// The decoder these keys make (validation has checked every key).
+    pub fn decoder(&self) -> anyhow::Result<crate::decode::meshtastic_proto::ProtoDecoder> {
+        let keys: Vec<&str> = self.keys.iter().map(|k| k.get_ref().as_str()).collect();
+        crate::decode::meshtastic_proto::ProtoDecoder::new(&keys).map_err(anyhow::Error::msg)
+    }
+}
+
 /// A device profile as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -280,6 +327,8 @@ pub struct RawProfile {
     pub json: Option<Spanned<crate::decode::json::JsonMapping>>,
     /// Options of the `at-modem` decoder.
     pub at_modem: Option<Spanned<AtModemOptions>>,
+    /// Options of the `meshtastic-proto` and `meshtastic-serial` decoders.
+    pub meshtastic: Option<Spanned<MeshtasticOptions>>,
     /// Options of the `owntracks` decoder.
     pub owntracks: Option<Spanned<OwntracksOptions>>,
     /// CoT type of this kind of device's PLI on a TAK server (SPEC §10), e.g. `a-f-G-U-C`.
@@ -346,6 +395,15 @@ impl Profile {
             .report
             .as_ref()
             .map(|r| r.get_ref().clone())
+            .unwrap_or_default()
+    }
+
+    /// The `[meshtastic]` options (defaults when absent).
+    pub fn meshtastic(&self) -> MeshtasticOptions {
+        self.raw
+            .meshtastic
+            .as_ref()
+            .map(|m| m.get_ref().clone())
             .unwrap_or_default()
     }
 

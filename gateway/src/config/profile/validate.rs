@@ -41,6 +41,7 @@ pub fn validate(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
     json(raw, cx, p);
     owntracks(raw, cx, p);
     options(raw, cx, p);
+    meshtastic(raw, cx, p);
     tak_type(raw, p);
 }
 
@@ -114,19 +115,31 @@ fn sections(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
     use DecoderKind::*;
     let kind = *raw.decoder.get_ref();
     let allowed: &[(&str, &[DecoderKind])] = &[
-        ("mqtt", &[Owntracks, Meshtastic, Json]),
-        ("serial", &[Nmea, AtModem]),
+        ("mqtt", &[Owntracks, Meshtastic, Json, MeshtasticProto]),
+        ("serial", &[Nmea, AtModem, MeshtasticSerial]),
         ("gpsd", &[Gpsd]),
         ("json", &[Json]),
         ("at_modem", &[AtModem]),
+        ("meshtastic", &[MeshtasticProto, MeshtasticSerial]),
         ("owntracks", &[Owntracks]),
-        ("report", &[Nmea, Owntracks, Meshtastic, Gpsd, Json]),
+        (
+            "report",
+            &[
+                Nmea,
+                Owntracks,
+                Meshtastic,
+                Gpsd,
+                Json,
+                MeshtasticProto,
+                MeshtasticSerial,
+            ],
+        ),
     ];
     for (section, kinds) in allowed {
         let Some(span) = cx.at(section) else { continue };
         if !kinds.contains(&kind) {
             let why = match *section {
-                "json" | "at_modem" | "owntracks" => {
+                "json" | "at_modem" | "meshtastic" | "owntracks" => {
                     format!("it holds options of decoder {:?}", kinds[0].name())
                 }
                 "report" => "it thins locations and this decoder reports none".to_string(),
@@ -151,7 +164,9 @@ fn sections(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
     };
     match kind {
         k if k.is_mqtt() => needs("mqtt", "an [mqtt] section with a topic filter", p),
-        Nmea | AtModem => needs("serial", "a [serial] section with its baud rate", p),
+        Nmea | AtModem | MeshtasticSerial => {
+            needs("serial", "a [serial] section with its baud rate", p)
+        }
         _ => {}
     }
     if kind == Json {
@@ -310,6 +325,33 @@ fn options(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
             p.push(
                 cx.at("at_modem.timeout"),
                 "at_modem.timeout: must not be longer than at_modem.interval",
+            );
+        }
+    }
+}
+
+fn meshtastic(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
+    let Some(m) = &raw.meshtastic else { return };
+    let o = m.get_ref();
+    if o.keys.is_empty() {
+        p.push(
+            cx.at("meshtastic.keys"),
+            "meshtastic.keys: needs at least one key (\"AQ==\" is the default channel's)",
+        );
+    }
+    for k in &o.keys {
+        if let Err(e) = crate::decode::meshtastic_proto::crypto::ChannelKey::parse(k.get_ref()) {
+            p.push(Some(k.span()), format!("meshtastic.keys: {e}"));
+        }
+    }
+    for (key, d, min) in [
+        ("heartbeat", o.heartbeat, Duration::from_secs(1)),
+        ("ack_timeout", o.ack_timeout, Duration::from_secs(1)),
+    ] {
+        if d < min {
+            p.push(
+                cx.at(&format!("meshtastic.{key}")),
+                format!("meshtastic.{key}: must be at least 1s"),
             );
         }
     }
