@@ -128,7 +128,9 @@ fn metrics_and_healthz_report_a_working_gateway() {
     assert_eq!(sample(&m2, "outpost_devices_online"), Some(1.0), "{m2}");
     assert_eq!(sample(&m2, "outpost_redis_up"), Some(1.0));
     assert_eq!(sample(&m2, "outpost_healthy"), Some(1.0));
-    for c in ["alert", "message", "presence", "status", "location"] {
+    for c in [
+        "alert", "message", "receipt", "presence", "status", "location",
+    ] {
         assert!(
             sample(&m2, &format!("outpost_backlog_events{{class=\"{c}\"}}")).is_some(),
             "{c}: {m2}"

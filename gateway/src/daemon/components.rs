@@ -169,6 +169,13 @@ impl Components {
         add("uplink".into(), uplink_fp, Component::Uplink, &|c| {
             Box::pin(crate::uplink::run(c))
         });
+        let down_fp = format!(
+            "{}|{:?}|{:?}|{:?}",
+            s.gateway_id, s.uplink, s.devices_mqtt, s.mqtt
+        );
+        add("downlink".into(), down_fp, Component::Downlink, &|c| {
+            Box::pin(crate::downlink::run(c))
+        });
         add(
             "presence".into(),
             String::new(),

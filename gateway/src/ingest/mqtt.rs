@@ -298,15 +298,7 @@ fn decode(routes: &[Route], p: &Publish) -> Result<Vec<IngestItem>, Drop> {
     let hash = input_hash(&[p.topic.as_bytes(), &p.payload]);
     let mut out: Vec<IngestItem> = Vec::new();
     if decoded.events.is_empty() {
-        out.push(item(
-            route,
-            dev,
-            vec![],
-            &decoded.dedup_key,
-            hash,
-            p.dup,
-            rx,
-        ));
+        out.push(item(route, dev, vec![], &decoded.dedup_key, hash, p, rx));
         return Ok(out);
     }
     // Group events by device (a decoder may name the device, e.g. a Meshtastic sender).
@@ -315,7 +307,7 @@ fn decode(routes: &[Route], p: &Publish) -> Result<Vec<IngestItem>, Drop> {
             Some(i) => i.events.push(e),
             None => {
                 let d = e.dev.clone();
-                out.push(item(route, d, vec![e], &decoded.dedup_key, hash, p.dup, rx));
+                out.push(item(route, d, vec![e], &decoded.dedup_key, hash, p, rx));
             }
         }
     }
@@ -333,7 +325,7 @@ fn item(
     events: Vec<crate::event::Event>,
     dedup: &Option<String>,
     hash: u64,
-    dup: bool,
+    p: &Publish,
     rx: chrono::DateTime<Utc>,
 ) -> IngestItem {
     IngestItem {
@@ -343,7 +335,8 @@ fn item(
         events,
         dedup_key: dedup.clone(),
         input_hash: Some(hash),
-        maybe_duplicate: dup,
+        maybe_duplicate: p.dup,
         rx,
+        topic: p.topic.clone(),
     }
 }

@@ -158,6 +158,7 @@ impl DeviceState {
             input_hash: Some(hash),
             maybe_duplicate: false,
             rx,
+            topic: String::new(),
         }
     }
 

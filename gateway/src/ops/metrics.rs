@@ -13,9 +13,9 @@ use std::time::Duration;
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Events accepted into the outbox, by class.
-    pub accepted: [AtomicU64; 5],
+    pub accepted: [AtomicU64; Class::COUNT],
     /// Events the hub acknowledged, by class.
-    pub forwarded: [AtomicU64; 5],
+    pub forwarded: [AtomicU64; Class::COUNT],
     /// Inputs recognised as duplicates at ingest.
     pub duplicates: AtomicU64,
     /// Inputs refused because the outbox share was full.

@@ -146,6 +146,7 @@ pub fn render(m: &Metrics, redis: Option<&RedisGauges>, healthy: bool) -> String
             "Devices currently online (reported within their presence timeout).",
             g.devices_online as f64,
         );
+        downlink(&mut o, g);
     }
     gauge(
         &mut o,
@@ -154,6 +155,49 @@ pub fn render(m: &Metrics, redis: Option<&RedisGauges>, healthy: bool) -> String
         u64::from(healthy) as f64,
     );
     o
+}
+
+/// Downlink messages by state (SPEC §8), bad ones by reason, and what is waiting.
+fn downlink(o: &mut String, g: &RedisGauges) {
+    head(
+        o,
+        "outpost_downlink_messages_total",
+        "counter",
+        "Messages to devices by receipt state reached (one per device and state).",
+    );
+    for st in crate::event::ReceiptState::ALL {
+        let n = g
+            .downlink
+            .iter()
+            .find(|(k, _)| k == st.as_str())
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(
+            o,
+            "outpost_downlink_messages_total{{state=\"{}\"}} {n}",
+            st.as_str()
+        );
+    }
+    head(
+        o,
+        "outpost_downlink_bad_total",
+        "counter",
+        "Down messages refused, by reason (duplicates are ignored, not refused).",
+    );
+    for (k, n) in &g.downlink {
+        if let Some(reason) = k.strip_prefix("bad:") {
+            let _ = writeln!(
+                o,
+                "outpost_downlink_bad_total{{reason=\"{}\"}} {n}",
+                esc(reason)
+            );
+        }
+    }
+    gauge(
+        o,
+        "outpost_downlink_pending",
+        "Messages waiting at the gateway for their device.",
+        g.downlink_pending as f64,
+    );
 }
 
 fn head(o: &mut String, name: &str, kind: &str, help: &str) {

@@ -4,6 +4,7 @@
 //! input is accepted atomically.
 
 mod budget;
+pub mod down;
 mod outbox;
 mod presence;
 
@@ -48,6 +49,9 @@ pub struct IngestItem {
     /// Check `input_hash` against recent inputs (MQTT DUP flag, or a retried write).
     pub maybe_duplicate: bool,
     pub rx: DateTime<Utc>,
+    /// The MQTT topic the input came on (empty for serial): the downlink answers on it
+    /// (e.g. the Meshtastic gateway node, the OwnTracks `<user>/<device>`).
+    pub topic: String,
 }
 
 /// What became of an [`IngestItem`].
@@ -69,6 +73,7 @@ pub struct Store {
     max_events: u64,
     ingest: redis::Script,
     offline: redis::Script,
+    down: redis::Script,
 }
 
 impl Store {
@@ -87,6 +92,7 @@ impl Store {
             max_events,
             ingest: redis::Script::new(include_str!("ingest.lua")),
             offline: redis::Script::new(include_str!("offline.lua")),
+            down: redis::Script::new(include_str!("down.lua")),
         };
         store.load_scripts().await?;
         Ok(store)
@@ -108,7 +114,7 @@ impl Store {
 
     async fn load_scripts(&self) -> Result<(), StoreError> {
         let mut c = self.conn();
-        for s in [&self.ingest, &self.offline] {
+        for s in [&self.ingest, &self.offline, &self.down] {
             let _: String = s.prepare_invoke().load_async(&mut c).await?;
         }
         Ok(())
@@ -198,6 +204,7 @@ impl Store {
             )
             .arg(if item.maybe_duplicate { "1" } else { "0" })
             .arg(online)
+            .arg(&item.topic)
             .arg(item.events.len());
         for e in &item.events {
             let class = match &e.body {

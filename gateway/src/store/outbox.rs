@@ -46,15 +46,15 @@ impl Store {
     }
 
     /// The acknowledged cursor of every class (`"0-0"` when nothing was acknowledged yet).
-    pub async fn acked_cursors(&self) -> Result<[String; 5], StoreError> {
+    pub async fn acked_cursors(&self) -> Result<[String; Class::COUNT], StoreError> {
         let fields: Vec<String> = Class::ALL.iter().map(|c| format!("acked:{c}")).collect();
         let v: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(self.key("uplink"))
             .arg(&fields)
             .query_async(&mut self.conn())
             .await?;
-        let mut out: [String; 5] = Default::default();
-        for (i, c) in v.into_iter().enumerate().take(5) {
+        let mut out: [String; Class::COUNT] = Default::default();
+        for (i, c) in v.into_iter().enumerate().take(Class::COUNT) {
             out[i] = c.unwrap_or_else(|| "0-0".into());
         }
         Ok(out)

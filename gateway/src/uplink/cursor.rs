@@ -14,7 +14,7 @@ use tracing::debug;
 
 /// Pending cursor moves: per class the newest acknowledged id and how many events it covers.
 #[derive(Default)]
-struct Pending([Option<(String, u64)>; 5]);
+struct Pending([Option<(String, u64)>; Class::COUNT]);
 
 /// Handle the session uses; cheap to clone.
 #[derive(Clone)]

@@ -26,11 +26,11 @@ struct Session<'a> {
     client: AsyncClient,
     window: Window,
     /// Last id published per class (in flight or acknowledged).
-    sent: [String; 5],
+    sent: [String; Class::COUNT],
     /// Entries at or below these ids were already waiting when the link came up.
-    replay_upto: [(u64, u64); 5],
+    replay_upto: [(u64, u64); Class::COUNT],
     /// Classes known to have nothing after `sent` (until the outbox is notified).
-    idle: [bool; 5],
+    idle: [bool; Class::COUNT],
     /// Where acknowledged cursors go to be recorded in Redis.
     cursors: CursorWriter,
     /// Since when we wait for any packet from the broker (a publish or ping is outstanding).
@@ -84,8 +84,8 @@ pub async fn run(
         client,
         window: Window::default(),
         sent: Default::default(),
-        replay_upto: [(0, 0); 5],
-        idle: [false; 5],
+        replay_upto: [(0, 0); Class::COUNT],
+        idle: [false; Class::COUNT],
         cursors: cursors.clone(),
         awaiting_since: None,
         response_timeout: (u.broker.keep_alive / 2).max(Duration::from_secs(1)),
@@ -129,7 +129,7 @@ impl Session<'_> {
             self.fill().await;
             tokio::select! {
                 _ = self.ctx.token.cancelled() => return Ok(self.shutdown(el).await),
-                _ = self.ctx.outbox.notified() => self.idle = [false; 5],
+                _ = self.ctx.outbox.notified() => self.idle = [false; Class::COUNT],
                 _ = tick.tick() => {
                     self.ctx.metrics.live.beat(crate::ops::Component::Uplink);
                     if let Some(since) = self.awaiting_since {

@@ -36,6 +36,22 @@ pub struct Report {
     pub devices: Vec<Device>,
     /// Inputs dropped, by reason.
     pub drops: Vec<(String, u64)>,
+    /// Messages to devices waiting at the gateway, per device in delivery order (SPEC §8).
+    pub pending_messages: Vec<PendingMessage>,
+    /// Downlink counters: messages by receipt state, bad ones as `bad:<reason>`.
+    pub downlink: Vec<(String, u64)>,
+}
+
+/// One message waiting for its device.
+#[derive(Debug, Serialize)]
+pub struct PendingMessage {
+    pub dev: String,
+    pub msg_id: String,
+    /// `queued`, or `sending` while its transport has it.
+    pub state: String,
+    pub text: String,
+    /// Seconds until it expires (negative: due to expire).
+    pub expires_in_s: i64,
 }
 
 /// `<p>:uplink`.

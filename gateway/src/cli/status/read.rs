@@ -1,7 +1,7 @@
 //! Reads the status keys (docs/redis-layout.md) with plain synchronous commands; nothing here
 //! writes.
 
-use super::{age_s, classes, ClassState, Device, Position, Report, Uplink};
+use super::{age_s, classes, ClassState, Device, PendingMessage, Position, Report, Uplink};
 use crate::event::format_ts;
 use chrono::{DateTime, TimeZone, Utc};
 use redis::{Commands, Connection, RedisResult};
@@ -54,6 +54,12 @@ pub fn gather(
         .into_iter()
         .collect();
     drops.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let pending_messages = pending(conn, prefix, now)?;
+    let mut downlink: Vec<(String, u64)> = conn
+        .hgetall::<_, HashMap<String, u64>>(key("down:stats"))?
+        .into_iter()
+        .collect();
+    downlink.sort();
     Ok(Report {
         gateway,
         redis: url.to_string(),
@@ -70,7 +76,41 @@ pub fn gather(
         classes: class_states,
         devices,
         drops,
+        pending_messages,
+        downlink,
     })
+}
+
+/// Every device's message queue (`<p>:down:pending`, `<p>:down:q:<dev>`), oldest first.
+fn pending(
+    conn: &mut Connection,
+    prefix: &str,
+    now: DateTime<Utc>,
+) -> RedisResult<Vec<PendingMessage>> {
+    let mut devs: Vec<String> = conn.smembers(format!("{prefix}:down:pending"))?;
+    devs.sort();
+    let mut out = Vec::new();
+    for dev in devs {
+        let ids: Vec<String> = conn.lrange(format!("{prefix}:down:q:{dev}"), 0, 999)?;
+        for msg_id in ids {
+            let key = format!("{prefix}:down:msg:{msg_id}");
+            let (text, state, expires): (Option<String>, Option<String>, Option<i64>) =
+                redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg("text")
+                    .arg(format!("st:{dev}"))
+                    .arg("expires")
+                    .query(conn)?;
+            out.push(PendingMessage {
+                dev: dev.clone(),
+                msg_id,
+                state: state.unwrap_or_default(),
+                text: text.unwrap_or_default(),
+                expires_in_s: expires.map_or(0, |e| (e - now.timestamp_millis()) / 1000),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Events after `acked` in the stream, and the ms time of the oldest of them. The uplink trims

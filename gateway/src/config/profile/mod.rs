@@ -2,7 +2,10 @@
 //! defaults, its decoder and options, presence timeout and reporting policy.
 //! The schema is documented in `docs/device-profiles.md`.
 
+pub mod downlink;
 mod validate;
+
+pub use downlink::{DownlinkKind, RawDownlink};
 
 use super::de::deserialize_all;
 use super::diag::Problems;
@@ -221,6 +224,8 @@ pub struct RawProfile {
     pub json: Option<Spanned<crate::decode::json::JsonMapping>>,
     /// Options of the `at-modem` decoder.
     pub at_modem: Option<Spanned<AtModemOptions>>,
+    /// How messages reach these devices (SPEC §8); absent = no downlink.
+    pub downlink: Option<RawDownlink>,
 }
 
 fn default_presence_timeout() -> Duration {
@@ -289,6 +294,11 @@ impl Profile {
     /// The MQTT topic filter, if this is an MQTT profile.
     pub fn topic(&self) -> Option<&str> {
         self.raw.mqtt.as_ref().map(|m| m.topic.get_ref().as_str())
+    }
+
+    /// The downlink of this profile, if it has one.
+    pub fn downlink(&self) -> Option<&RawDownlink> {
+        self.raw.downlink.as_ref()
     }
 
     /// The device id template (`{N}` = topic level N), if any.

@@ -40,6 +40,9 @@ pub fn validate(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
     gpsd(raw, cx, p);
     json(raw, cx, p);
     options(raw, cx, p);
+    if let Some(d) = &raw.downlink {
+        super::downlink::validate(d, *raw.decoder.get_ref(), &|k| cx.at(k), p);
+    }
 }
 
 fn header(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
