@@ -11,6 +11,7 @@
 //! - [`hub`]: the hub-side receiver; [`dedup`] holds its sans-I/O bookkeeping (the SPEC §5 rule).
 //! - [`device`]: a field device publishing QoS 1 to the device broker.
 //! - [`outpost`]: builds and runs the `outpost` binary; [`config`] renders its `gateway.toml`.
+//! - [`sniffer`]: a listener on a broker topic (what the gateway sends to devices).
 //! - [`rig`]: a whole bench (Redis, device broker, hub broker, proxy, hub) and profile copies.
 //! - [`rt`], [`process`]: the runtime-thread and child-process plumbing the above share.
 //!
@@ -29,6 +30,7 @@ pub mod proxy;
 pub mod redis_server;
 pub mod rig;
 pub mod rt;
+pub mod sniffer;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -42,6 +44,7 @@ pub use outpost::{outpost_bin, Outpost};
 pub use proxy::TcpProxy;
 pub use redis_server::RedisServer;
 pub use rig::{rfc3339, ProfileDir, Rig, GW};
+pub use sniffer::Sniffer;
 
 /// A loopback port that was free a moment ago.
 ///
