@@ -298,7 +298,7 @@ fn profile_unknown_key_is_reported() {
     check_profile(
         "unknown-key",
         &[
-            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`"#,
+            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`, `downlink`"#,
             r#"8:1: mqtt: missing key `topic`"#,
             r#"9:1: mqtt: unknown key `topics`, expected `topic` or `device_id`"#,
         ],
@@ -361,4 +361,18 @@ fn unreadable_config_is_invalid_input() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout)
         .starts_with("no-such-gateway.toml:1:1: cannot read config: "));
+}
+
+#[test]
+fn profile_bad_downlink_is_reported() {
+    check_profile(
+        "bad-downlink",
+        &[
+            r#"15:9: downlink.topic: must be a topic name (no wildcards), not empty"#,
+            r#"16:11: downlink: unknown placeholder {device}; use {dev}, {msg_id} or {text}"#,
+            r#"16:11: downlink.payload: not JSON once filled in (expected value at line 1 column 9); put {text} inside quotes"#,
+            r#"17:8: downlink.from: not used by downlink type "json""#,
+            r#"18:13: downlink.ack_topic: needs downlink.ack_pointer (where the msg_id is)"#,
+        ],
+    );
 }
