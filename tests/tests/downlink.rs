@@ -2,9 +2,12 @@
 //! mosquitto brokers: the test publishes to `<prefix>/<gw>/down` as the hub would, watches the
 //! device broker for what the gateway sends, and reads receipts (class `receipt`) at the hub.
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
-use outpost_system_tests::{wait_until, GatewayConfig, Outpost, ProfileDir, Rig, Sniffer, GW};
+use outpost_system_tests::{
+    free_port, wait_until, GatewayConfig, Outpost, ProfileDir, Rig, Sniffer, GW,
+};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(20);
@@ -319,7 +322,17 @@ fn pending_messages_survive_kill9_of_gateway_and_redis_and_go_out_exactly_once()
 fn bad_down_messages_get_a_failed_receipt_and_do_not_block_the_next() {
     let rig = Rig::new().unwrap();
     let dir = profiles("1h");
-    let (gw, _) = start(&rig, &dir);
+    let port = free_port();
+    let cfg = rig
+        .config()
+        .profiles(dir.path())
+        .mqtt("meshtastic")
+        .ops_listen(&format!("127.0.0.1:{port}"));
+    let gw = rig.start(&cfg).unwrap();
+    assert!(wait_until(T, || rig
+        .hub_broker
+        .subscriptions_of(DOWN_CLIENT)
+        >= 1));
     online(&rig, 42, 1);
     down_raw(&rig, b"not json at all");
     down(&rig, "b-unknown", "nobody", "hello", 3600);
@@ -349,7 +362,67 @@ fn bad_down_messages_get_a_failed_receipt_and_do_not_block_the_next() {
         ["queued", "sent"],
         "duplicate: no second receipt"
     );
-    let _ = gw;
+    let m = metrics(port);
+    for (series, want) in [
+        (r#"outpost_downlink_messages_total{state="sent"}"#, "1"),
+        (r#"outpost_downlink_messages_total{state="failed"}"#, "3"),
+        (r#"outpost_downlink_bad_total{reason="not_json"}"#, "1"),
+        (r#"outpost_downlink_bad_total{reason="duplicate"}"#, "1"),
+        ("outpost_downlink_pending", "0"),
+    ] {
+        assert!(
+            m.lines().any(|l| l == format!("{series} {want}")),
+            "{series} {want}:\n{m}"
+        );
+    }
+    drop(gw);
+}
+
+/// The body of `GET /metrics`.
+fn metrics(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string())
+}
+
+#[test]
+fn owntracks_locate_asks_the_phone_for_its_position() {
+    let rig = Rig::new().unwrap();
+    let cfg = rig.config().mqtt("owntracks");
+    let gw = rig.start(&cfg).unwrap();
+    let sniff = Sniffer::start(&rig.devices.url(), "sniff", "owntracks/+/+/cmd").unwrap();
+    let phone = rig.device("phone").unwrap();
+    let fix = json!({"_type": "location", "lat": 48.1, "lon": 11.5, "tst": 1_700_000_000});
+    phone
+        .publish_qos1("owntracks/ops/phone", fix.to_string())
+        .unwrap();
+    assert!(wait_until(T, || rig
+        .hget("outpost:dev:ops-phone", "presence")
+        .as_deref()
+        == Some("online")));
+    let out = gw.cli(&["send", "--to", "ops-phone", "--locate"]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(wait_until(T, || !sniff.seen().is_empty()), "{}", gw.log());
+    let (topic, payload) = sniff.seen()[0].clone();
+    assert_eq!(topic, "owntracks/ops/phone/cmd");
+    assert_eq!(payload, r#"{"_type":"cmd","action":"reportLocation"}"#);
+    assert!(wait_until(T, || receipts(&rig)
+        .iter()
+        .filter(|r| r.2 == "sent")
+        .count()
+        == 1));
+    // The apps take no text.
+    let out = gw.cli(&["send", "--to", "ops-phone", "hello"]).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("failed (no_text_downlink)"));
 }
 
 #[test]

@@ -102,14 +102,27 @@ impl Dispatcher {
             self.unrecorded.push_back(r);
         }
         while let Some(r) = self.unrecorded.front().cloned() {
+            // A report naming a device the message is not for (e.g. an acknowledgement topic
+            // whose id differs from the device id) counts for every device it was sent to.
+            let known = match &r.dev {
+                Some(d) => self
+                    .ctx
+                    .store
+                    .down_states(&r.msg_id)
+                    .await?
+                    .iter()
+                    .any(|(x, _)| x == d),
+                None => false,
+            };
             let devs = match &r.dev {
-                Some(d) => vec![d.clone()],
-                None => self
+                Some(d) if known => vec![d.clone()],
+                _ => self
                     .ctx
                     .store
                     .down_states(&r.msg_id)
                     .await?
                     .into_iter()
+                    .filter(|(_, st)| st == "sending" || st == "sent")
                     .map(|(d, _)| d)
                     .collect(),
             };

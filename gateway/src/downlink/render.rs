@@ -49,16 +49,22 @@ fn meshtastic(job: &Job, d: &RawDownlink) -> Result<Wire, String> {
         None => job.topic.rsplit('/').next().and_then(parse_node_str),
     }
     .ok_or("no_gateway_node")?;
-    let topic = d
-        .topic
-        .as_ref()
-        .map(|t| t.get_ref().clone())
-        .ok_or("no_topic")?;
+    let topic = match &d.topic {
+        Some(t) => t.get_ref().clone(),
+        None => default_mesh_topic(&job.topic).ok_or("no_topic")?,
+    };
     let text = serde_json::to_string(&job.text).expect("string serialises");
     Ok(Wire {
         topic,
         payload: format!(r#"{{"from":{from},"to":{to},"type":"sendtext","payload":{text}}}"#),
     })
+}
+
+/// `<root>/2/json/mqtt/` for a report on `<root>/2/json/<channel>/<node>`: the gateway node
+/// listens for JSON downlink there (Meshtastic MQTT docs, "JSON downlink").
+fn default_mesh_topic(report: &str) -> Option<String> {
+    let (root, _) = report.split_once("/2/json/")?;
+    Some(format!("{root}/2/json/mqtt/"))
 }
 
 /// `owntracks/<user>/<device>/cmd` with `reportLocation` (the apps have no text downlink).
@@ -122,6 +128,15 @@ mod tests {
             "a/!a1b2c3d4",
         );
         assert_eq!(render(&j, &d).unwrap_err(), "too_long");
+        let unpinned = MESH.replace("topic = \"msh/US/2/json/mqtt/\"\n", "");
+        let (j, d) = job(
+            &unpinned,
+            "!0000002a",
+            "hi",
+            Kind::Text,
+            "msh/EU/2/json/LongFast/!a1b2c3d4",
+        );
+        assert_eq!(render(&j, &d).unwrap().topic, "msh/EU/2/json/mqtt/");
     }
 
     #[test]

@@ -55,7 +55,8 @@ impl DownlinkKind {
 pub struct RawDownlink {
     #[serde(rename = "type")]
     pub kind: Spanned<DownlinkKind>,
-    /// meshtastic: the topic `sendtext` goes to; json: topic template.
+    /// meshtastic: the topic `sendtext` goes to (default: `<root>/2/json/mqtt/`, the root
+    /// taken from the device's latest report); json: topic template.
     pub topic: Option<Spanned<String>>,
     /// meshtastic: the gateway node (`"!a1b2c3d4"` or a number); default: the node that
     /// relayed the device's latest report (last level of its topic).
@@ -165,7 +166,6 @@ pub fn validate(
     };
     match kind {
         DownlinkKind::Meshtastic => {
-            need("topic", d.topic.is_some(), p);
             topic_name(d.topic.as_ref(), p);
             if let Some(f) = &d.from {
                 if parse_node(f.get_ref()).is_none() {
