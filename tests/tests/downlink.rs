@@ -159,6 +159,12 @@ fn message_to_an_online_meshtastic_radio_is_a_sendtext_and_the_hub_sees_sent() {
         receipts(&rig).iter().find(|r| r.0 == "m-long").unwrap().3,
         "too_long"
     );
+    // The gateway hears its own sendtext on msh/US/2/json/mqtt/ (ingest filter msh/+/2/json/#).
+    assert!(
+        rig.drops().is_empty(),
+        "its own downlink read as input: {:?}",
+        rig.drops()
+    );
     assert_eq!(rig.hub.errors(), Vec::<String>::new());
 }
 

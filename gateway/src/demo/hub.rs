@@ -22,6 +22,8 @@ pub struct HubState {
     pub snapshots: u64,
     /// Text of stored alerts.
     pub alerts: Vec<String>,
+    /// Receipt states per message to a device (`msg_id dev` → states in order).
+    pub receipts: Vec<(String, Vec<String>)>,
 }
 
 impl HubState {
@@ -36,6 +38,22 @@ impl HubState {
             .iter()
             .find(|(at, _)| *at > t)
             .map(|(_, c)| c.as_str())
+    }
+
+    fn receipt(&mut self, e: &serde_json::Value) {
+        let key = format!(
+            "{} to {}",
+            e["msg_id"].as_str().unwrap_or("?"),
+            e["dev"].as_str().unwrap_or("?")
+        );
+        let mut state = e["state"].as_str().unwrap_or("?").to_string();
+        if let Some(r) = e["reason"].as_str() {
+            state = format!("{state} ({r})");
+        }
+        match self.receipts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, states)) => states.push(state),
+            None => self.receipts.push((key, vec![state])),
+        }
     }
 
     fn batch(&mut self, payload: &[u8]) {
@@ -62,12 +80,18 @@ impl HubState {
             if class == "alert" {
                 self.alerts.push(format!("{} {}", e["dev"], e["reason"]));
             }
+            if class == "receipt" {
+                self.receipt(e);
+            }
         }
     }
 }
 
+/// The hub's state and its client (a dispatcher publishes down messages with it).
+pub type Hub = (Arc<Mutex<HubState>>, AsyncClient);
+
 /// Connects the hub receiver; it runs until the runtime stops.
-pub async fn start(port: u16, topic_prefix: &str) -> anyhow::Result<Arc<Mutex<HubState>>> {
+pub async fn start(port: u16, topic_prefix: &str) -> anyhow::Result<Hub> {
     let mut o = MqttOptions::new("outpost-demo-hub", "127.0.0.1", port);
     o.set_clean_session(false)
         .set_keep_alive(Duration::from_secs(5))
@@ -75,6 +99,7 @@ pub async fn start(port: u16, topic_prefix: &str) -> anyhow::Result<Arc<Mutex<Hu
     let (client, mut el) = AsyncClient::new(o, 64);
     let state = Arc::new(Mutex::new(HubState::default()));
     let st = state.clone();
+    let dispatch = client.clone();
     let up = format!("{topic_prefix}/+/up/#");
     let snap = format!("{topic_prefix}/+/snapshot");
     tokio::spawn(async move {
@@ -97,5 +122,16 @@ pub async fn start(port: u16, topic_prefix: &str) -> anyhow::Result<Arc<Mutex<Hu
             }
         }
     });
-    Ok(state)
+    Ok((state, dispatch))
+}
+
+/// Publishes a message to device `to` as a dispatcher at the hub would (SPEC §8).
+pub async fn send(client: &AsyncClient, topic_prefix: &str, msg_id: &str, to: &str, text: &str) {
+    let expires = chrono::Utc::now() + chrono::Duration::minutes(10);
+    let m = serde_json::json!({"msg_id": msg_id, "to": to, "text": text, "from": "dispatch",
+        "expires": crate::event::format_ts(expires)});
+    let topic = format!("{topic_prefix}/veh-0042/down");
+    let _ = client
+        .publish(topic, QoS::AtLeastOnce, false, m.to_string())
+        .await;
 }

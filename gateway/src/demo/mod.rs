@@ -85,7 +85,7 @@ async fn run(seconds: u64) -> anyhow::Result<ExitCode> {
     )?;
     let log = d.join("outpost.log");
     let mut outpost = procs::outpost(&config, &log)?;
-    let hub = hub::start(hub_port, "outpost/v1").await?;
+    let (hub, dispatch) = hub::start(hub_port, "outpost/v1").await?;
     let mut devices = devices::Devices::connect(dev_port).await;
     let redis = redis::Client::open(format!("redis://127.0.0.1:{redis_port}/0"))?;
     let mut conn = redis
@@ -114,6 +114,31 @@ async fn run(seconds: u64) -> anyhow::Result<ExitCode> {
         }
         if t == alert_at {
             line(tty, "EMERGENCY button pressed on radio r7 (uplink down)");
+        }
+        if t == 3 {
+            hub::send(
+                &dispatch,
+                "outpost/v1",
+                "demo-1",
+                "!a1b2c3d4",
+                "Engine 7: stage at the north lot",
+            )
+            .await;
+            line(tty, "DISPATCH message demo-1 to radio !a1b2c3d4");
+        }
+        if t == alert_at + 1 {
+            hub::send(
+                &dispatch,
+                "outpost/v1",
+                "demo-2",
+                "!0badcafe",
+                "Crew 2: hold at checkpoint",
+            )
+            .await;
+            line(
+                tty,
+                "DISPATCH message demo-2 to radio !0badcafe (uplink down: the hub broker keeps it)",
+            );
         }
         devices.tick(t, t == alert_at).await;
         progress(
@@ -273,6 +298,13 @@ fn summary(
         first_back.as_deref().unwrap_or("none")
     );
     println!("  snapshots received by the hub: {}", h.snapshots);
+    println!(
+        "  sendtext publishes seen by the radios: {}",
+        devices.stats.downlink.load(Relaxed)
+    );
+    for (msg, states) in &h.receipts {
+        println!("  receipts for {msg}: {}", states.join(" -> "));
+    }
     println!(
         "  gateway stopped cleanly (SIGTERM, exit 0): {}",
         if clean_exit { "yes" } else { "no" }

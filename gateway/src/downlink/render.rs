@@ -67,6 +67,16 @@ fn default_mesh_topic(report: &str) -> Option<String> {
     Some(format!("{root}/2/json/mqtt/"))
 }
 
+/// True for a topic the gateway itself publishes Meshtastic downlink to (`…/2/json/mqtt/`, or the
+/// profile's pinned `topic`): ingest subscribes `msh/+/2/json/#` and must not read its own
+/// `sendtext` back as a report.
+pub fn is_own_downlink(d: &RawDownlink, topic: &str) -> bool {
+    *d.kind.get_ref() == DownlinkKind::Meshtastic
+        && (d.topic.as_ref().is_some_and(|t| t.get_ref() == topic)
+            || topic.contains("/2/json/mqtt/")
+            || topic.ends_with("/2/json/mqtt"))
+}
+
 /// `owntracks/<user>/<device>/cmd` with `reportLocation` (the apps have no text downlink).
 fn owntracks(job: &Job) -> Result<Wire, String> {
     if job.kind != Kind::Locate {

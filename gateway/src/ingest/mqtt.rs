@@ -286,6 +286,11 @@ fn decode(routes: &[Route], p: &Publish) -> Result<Vec<IngestItem>, Drop> {
         .iter()
         .find(|r| matches(&r.filter, &p.topic))
         .ok_or_else(|| Drop("unknown_topic".into(), p.topic.clone()))?;
+    if let Some(d) = route.profile.downlink() {
+        if crate::downlink::render::is_own_downlink(d, &p.topic) {
+            return Ok(Vec::new()); // our own message to a radio: acknowledged, not an input
+        }
+    }
     let dev = route
         .device_id
         .apply(&p.topic)
