@@ -8,7 +8,9 @@
 //! - [`redis_server`]: a private `redis-server` with AOF + `appendfsync always`, `kill9`/`restart`.
 //! - [`mosquitto`]: a private `mosquitto` with persistence, `stop`/`start`/`kill9`.
 //! - [`proxy`]: a TCP proxy that can pass, black-hole, cut or delay a link at runtime.
-//! - [`hub`]: the hub-side receiver; [`dedup`] holds its sans-I/O bookkeeping (the SPEC §5 rule).
+//! - [`hub`]: a stand-in hub-side receiver; [`dedup`] holds its sans-I/O bookkeeping (the SPEC §5 rule).
+//! - [`hub_proc`]: the real `outpost-hub` binary and a client of its HTTP API.
+//! - [`redis_cluster`]: a real 3-master Redis Cluster.
 //! - [`device`]: a field device publishing QoS 1 to the device broker.
 //! - [`outpost`]: builds and runs the `outpost` binary; [`config`] renders its `gateway.toml`.
 //! - [`sniffer`]: a listener on a broker topic (what the gateway sends to devices).
@@ -23,10 +25,12 @@ pub mod config;
 pub mod dedup;
 pub mod device;
 pub mod hub;
+pub mod hub_proc;
 pub mod mosquitto;
 pub mod outpost;
 pub mod process;
 pub mod proxy;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod rig;
 pub mod rt;
@@ -39,9 +43,11 @@ pub use config::GatewayConfig;
 pub use dedup::{parse_event_id, DedupStore, EventId};
 pub use device::Device;
 pub use hub::Hub;
+pub use hub_proc::{HubApi, HubConfig, HubProc};
 pub use mosquitto::{Mosquitto, TlsListener};
-pub use outpost::{outpost_bin, Outpost};
+pub use outpost::{hub_bin, outpost_bin, Outpost};
 pub use proxy::TcpProxy;
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 pub use rig::{rfc3339, ProfileDir, Rig, GW};
 pub use sniffer::Sniffer;

@@ -22,13 +22,25 @@ pub const TERMINATE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Path of the `outpost` binary, building it on first use in this process.
 pub fn outpost_bin() -> anyhow::Result<PathBuf> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| build().map_err(|e| format!("{e:#}")))
+    BIN.get_or_init(|| build("outpost", "outpost", "OUTPOST_BIN").map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(|e| anyhow!(e))
 }
 
-fn build() -> anyhow::Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("OUTPOST_BIN") {
+/// Path of the `outpost-hub` binary, building it on first use in this process (or
+/// `OUTPOST_HUB_BIN`).
+pub fn hub_bin() -> anyhow::Result<PathBuf> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        build("outpost-hub", "outpost-hub", "OUTPOST_HUB_BIN").map_err(|e| format!("{e:#}"))
+    })
+    .clone()
+    .map_err(|e| anyhow!(e))
+}
+
+/// `cargo build -p <package> --bin <bin>` (debug) unless `env` names a prebuilt binary.
+fn build(package: &str, bin: &str, env: &str) -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os(env) {
         return Ok(PathBuf::from(bin));
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -53,7 +65,7 @@ fn build() -> anyhow::Result<PathBuf> {
         }
     }
     let out = cmd
-        .args(["build", "-p", "outpost", "--bin", "outpost"])
+        .args(["build", "-p", package, "--bin", bin])
         .args(["--message-format", "json-render-diagnostics"])
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
@@ -62,7 +74,7 @@ fn build() -> anyhow::Result<PathBuf> {
         .context("run cargo build")?;
     if !out.status.success() {
         bail!(
-            "cargo build -p outpost failed ({}):\n{}",
+            "cargo build -p {package} failed ({}):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
@@ -77,7 +89,7 @@ fn build() -> anyhow::Result<PathBuf> {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target"));
-        target.join("debug").join("outpost")
+        target.join("debug").join(bin)
     };
     Ok(from_messages.unwrap_or_else(fallback))
 }

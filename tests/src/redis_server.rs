@@ -22,6 +22,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct RedisServer {
     dir: TempDir,
     port: u16,
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -29,6 +30,12 @@ impl RedisServer {
     /// Starts a fresh server in a new temp dir; retries on a new port if the chosen one was
     /// taken meanwhile.
     pub fn new() -> anyhow::Result<Self> {
+        Self::with_args(&[])
+    }
+
+    /// As [`RedisServer::new`] with more `redis-server` arguments (e.g. cluster mode).
+    pub fn with_args(extra: &[&str]) -> anyhow::Result<Self> {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let dir = tempfile::Builder::new()
             .prefix("outpost-redis-")
             .tempdir()
@@ -36,11 +43,12 @@ impl RedisServer {
         let mut last_err = None;
         for _ in 0..5 {
             let port = free_port();
-            match spawn(dir.path(), port) {
+            match spawn(dir.path(), port, &extra) {
                 Ok(child) => {
                     return Ok(Self {
                         dir,
                         port,
+                        extra,
                         child: Some(child),
                     })
                 }
@@ -112,7 +120,7 @@ impl RedisServer {
     /// it is still running.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop()?;
-        self.child = Some(spawn(self.dir.path(), self.port)?);
+        self.child = Some(spawn(self.dir.path(), self.port, &self.extra)?);
         Ok(())
     }
 
@@ -131,7 +139,7 @@ impl Drop for RedisServer {
 }
 
 /// Spawns `redis-server` and waits until it answers `PING` (or fails to start).
-fn spawn(dir: &Path, port: u16) -> anyhow::Result<Child> {
+fn spawn(dir: &Path, port: u16, extra: &[String]) -> anyhow::Result<Child> {
     let log = File::options()
         .create(true)
         .append(true)
@@ -149,6 +157,7 @@ fn spawn(dir: &Path, port: u16) -> anyhow::Result<Child> {
         .arg(&sock)
         .args(["--unixsocketperm", "700"])
         .args(["--daemonize", "no"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

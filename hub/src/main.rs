@@ -1,0 +1,78 @@
+//! The `outpost-hub` binary: parse the command line, start tracing, call into the library, map
+//! errors to exit codes (0 success, 1 invalid input or config, 2 runtime failure).
+
+use clap::{Parser, Subcommand};
+use outpost_hub::config::{Settings, DEFAULT_CONFIG};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// outpost-hub: the regional hub for Outpost gateways.
+#[derive(Parser)]
+#[command(name = "outpost-hub", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a receiver (and the HTTP API when configured).
+    Run {
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Validate the config: every problem as file:line:col.
+    Check {
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    outpost::cli::init_tracing();
+    match cli.command {
+        Command::Check { config } => match Settings::load(&config) {
+            Ok(s) => {
+                println!(
+                    "{}: ok (hub {}, region {})",
+                    config.display(),
+                    s.id,
+                    s.region
+                );
+                ExitCode::SUCCESS
+            }
+            Err(p) => {
+                for l in p.lines() {
+                    eprintln!("{l}");
+                }
+                ExitCode::from(1)
+            }
+        },
+        Command::Run { config } => {
+            let settings = match Settings::load(&config) {
+                Ok(s) => s,
+                Err(p) => {
+                    for l in p.lines() {
+                        eprintln!("{l}");
+                    }
+                    return ExitCode::from(1);
+                }
+            };
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("outpost-hub: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match rt.block_on(outpost_hub::run(settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("outpost-hub: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The region's store (SPEC §7), layout in `docs/hub-redis-layout.md`:
+//! - per (gateway, class) the history and its dedup, under the gateway's hash tag
+//!   (`<p>:{gw:<gw>}:…`): one script call per batch ([`Store::store_batch`]);
+//! - per device the latest state, track and geo position, under one of [`BUCKETS`] hash tags
+//!   (`<p>:{dev:<n>}:…`): devices are global (a radio heard by two gateways is one device), so
+//!   they cannot live under a gateway's tag; one script call per bucket per batch, idempotent;
+//! - gateways' liveness in their meta hash, and a set of every gateway.
+
+mod conn;
+pub mod keys;
+pub mod messages;
+pub mod query;
+
+pub use conn::Conn;
+
+use crate::config::RedisSettings;
+use chrono::{DateTime, Utc};
+use futures_util::future::try_join_all;
+use keys::Keys;
+use outpost_proto::batch::Parsed;
+use outpost_proto::EventId;
+use redis::Script;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Device state is spread over this many hash tags (Redis Cluster slots). Fixed: changing it
+/// would move every device's keys.
+pub const BUCKETS: u32 = 16;
+
+/// A store operation failed; the batch is not acknowledged and is tried again.
+#[derive(Debug, thiserror::Error)]
+#[error("redis: {0}")]
+pub struct StoreError(#[from] pub redis::RedisError);
+
+/// The hub's Redis.
+#[derive(Clone)]
+pub struct Store {
+    conn: Conn,
+    keys: Keys,
+    retention_ms: i64,
+    history: Script,
+    latest: Script,
+}
+
+/// One update of a device's latest state.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    pub dev: String,
+    pub class: String,
+    pub gw: String,
+    /// The event id padded for ordering ([`keys::pad`]); empty for snapshot entries.
+    pub tie: String,
+    pub ts_ms: i64,
+    pub json: String,
+    /// location: (lon, lat); presence: (state, last_seen ms).
+    pub a: String,
+    pub b: String,
+}
+
+impl Store {
+    /// Connects (once; the caller retries).
+    pub async fn connect(s: &RedisSettings) -> Result<Store, StoreError> {
+        Ok(Store {
+            conn: Conn::connect(s).await?,
+            keys: Keys::new(&s.prefix),
+            retention_ms: s.retention.as_millis() as i64,
+            history: Script::new(include_str!("history.lua")),
+            latest: Script::new(include_str!("latest.lua")),
+        })
+    }
+
+    /// The key names.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// A connection handle (clones share one multiplexed connection).
+    pub fn conn(&self) -> Conn {
+        self.conn.clone()
+    }
+
+    /// `PING`, for `/healthz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// Stores a checked batch: history and dedup in one atomic call, then the devices' latest
+    /// state. Returns, per event, whether it was new. On `Err` nothing may be acknowledged;
+    /// running it again is harmless (both steps are idempotent).
+    pub async fn store_batch(&self, b: &Parsed) -> Result<Vec<bool>, StoreError> {
+        let now = Utc::now().timestamp_millis();
+        let mut inv = self.history.prepare_invoke();
+        inv.key(self.keys.history(&b.gw, b.class))
+            .key(self.keys.marks(&b.gw, b.class))
+            .key(self.keys.gw_meta(&b.gw))
+            .arg(now)
+            .arg(now - self.retention_ms)
+            .arg(b.class.as_str())
+            .arg(b.events.len());
+        let mut latest = Vec::with_capacity(b.events.len());
+        for e in &b.events {
+            let json = stored_json(&e.object);
+            inv.arg(keys::pad(e.id)).arg(&json);
+            latest.push(latest_of(
+                &b.gw,
+                b.class.as_str(),
+                Some(e.id),
+                &e.object,
+                json,
+            ));
+        }
+        let flags: Vec<i64> = inv.invoke_async(&mut self.conn()).await?;
+        self.apply_latest(latest).await?;
+        Ok(flags.into_iter().map(|f| f == 1).collect())
+    }
+
+    /// Applies latest-state updates, one script call per device bucket, concurrently.
+    pub async fn apply_latest(&self, items: Vec<Latest>) -> Result<(), StoreError> {
+        let mut by_bucket: BTreeMap<u32, Vec<Latest>> = BTreeMap::new();
+        for it in items {
+            by_bucket.entry(keys::bucket(&it.dev)).or_default().push(it);
+        }
+        let cutoff = Utc::now().timestamp_millis() - self.retention_ms;
+        let calls = by_bucket.into_iter().map(|(bucket, items)| {
+            let mut inv = self.latest.prepare_invoke();
+            inv.key(self.keys.devices(bucket))
+                .key(self.keys.geo(bucket));
+            inv.arg(cutoff).arg(items.len());
+            for it in &items {
+                inv.key(self.keys.dev(bucket, &it.dev))
+                    .key(self.keys.track(bucket, &it.dev));
+                inv.arg(&it.dev)
+                    .arg(&it.class)
+                    .arg(&it.gw)
+                    .arg(&it.tie)
+                    .arg(it.ts_ms)
+                    .arg(&it.json)
+                    .arg(&it.a)
+                    .arg(&it.b);
+            }
+            let mut conn = self.conn();
+            async move { inv.invoke_async::<i64>(&mut conn).await }
+        });
+        try_join_all(calls).await?;
+        Ok(())
+    }
+
+    /// A gateway's retained `state` message: recorded in its meta hash (and the gateway set).
+    pub async fn gateway_state(&self, gw: &str, v: &Map<String, Value>) -> Result<(), StoreError> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSET")
+            .arg(self.keys.gw_meta(gw))
+            .arg("state")
+            .arg(s("state"))
+            .arg("since")
+            .arg(s("since"))
+            .arg("version")
+            .arg(s("version"))
+            .arg("state_at")
+            .arg(Utc::now().timestamp_millis())
+            .ignore();
+        pipe.query_async::<()>(&mut self.conn()).await?;
+        self.add_gateway(gw).await
+    }
+
+    /// Adds `gw` to the set of gateways (its own slot: not part of the batch script).
+    pub async fn add_gateway(&self, gw: &str) -> Result<(), StoreError> {
+        let _: i64 = redis::cmd("SADD")
+            .arg(self.keys.gateways())
+            .arg(gw)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Publishes newly stored events for `/api/v1/stream` on every receiver (one message per
+    /// batch, one event JSON a line, each with its `gw`).
+    pub async fn publish_stream(&self, lines: Vec<String>) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(self.keys.stream_channel())
+            .arg(lines.join("\n"))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+/// The stored form of an event: the object as received without `replay` (whether it waited at
+/// the gateway differs between regions and redeliveries; the event does not).
+pub fn stored_json(object: &Map<String, Value>) -> String {
+    let mut o = object.clone();
+    o.remove("replay");
+    Value::Object(o).to_string()
+}
+
+/// The latest-state update an event makes.
+pub fn latest_of(
+    gw: &str,
+    class: &str,
+    id: Option<EventId>,
+    object: &Map<String, Value>,
+    json: String,
+) -> Latest {
+    let ms = |k: &str| object.get(k).and_then(Value::as_str).and_then(parse_ms);
+    let ts_ms = ms("ts").or_else(|| ms("rx")).unwrap_or(0);
+    let num = |k: &str| {
+        object
+            .get(k)
+            .and_then(Value::as_f64)
+            .map(|x| x.to_string())
+            .unwrap_or_default()
+    };
+    let (a, b) = match class {
+        "location" => (num("lon"), num("lat")),
+        "presence" => (
+            object
+                .get("state")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            ms("last_seen").map(|m| m.to_string()).unwrap_or_default(),
+        ),
+        _ => (String::new(), String::new()),
+    };
+    Latest {
+        dev: object
+            .get("dev")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        class: class.to_string(),
+        gw: gw.to_string(),
+        tie: id.map(keys::pad).unwrap_or_default(),
+        ts_ms,
+        json,
+        a,
+        b,
+    }
+}
+
+/// RFC 3339 → ms since the epoch.
+pub fn parse_ms(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
