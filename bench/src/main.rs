@@ -40,6 +40,8 @@ enum What {
     Latency,
     Footprint,
     Nmea,
+    /// outpost-hub ingest vs mosquitto_sub and Redis XADD (issue 10).
+    Hub,
 }
 
 /// Outpost vs a Mosquitto bridge: backlog drain, sustained rate, latency, footprint, NMEA.
@@ -62,6 +64,9 @@ struct Args {
     /// bound by this window over the PUBACK round trip.
     #[arg(long, default_value_t = 8)]
     uplink_inflight: u32,
+    /// Events for the hub measure (default 200,000; 50,000 with --quick).
+    #[arg(long)]
+    hub_events: Option<u64>,
     /// Also write the table to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -74,9 +79,14 @@ fn main() -> anyhow::Result<()> {
         uplink_inflight: args.uplink_inflight,
     };
     let run = |w: What| args.what == What::All || args.what == w;
-    let needs_outpost = args.what != What::Nmea && args.what != What::Generator;
+    let needs_outpost = !matches!(args.what, What::Nmea | What::Generator | What::Hub);
+    if run(What::Hub) {
+        let bin = build_release("outpost-hub")?;
+        eprintln!("outpost-hub binary: {}", bin.display());
+        std::env::set_var("OUTPOST_HUB_BIN", &bin);
+    }
     if needs_outpost {
-        let bin = build_release_outpost()?;
+        let bin = build_release("outpost")?;
         eprintln!("outpost binary: {}", bin.display());
         std::env::set_var("OUTPOST_BIN", &bin);
     }
@@ -141,7 +151,15 @@ fn main() -> anyhow::Result<()> {
         eprintln!("== NMEA decode (cargo bench -p outpost --bench nmea)");
         res.nmea = Some(nmea::run()?);
     }
-    let table = res.markdown();
+    let mut table = res.markdown();
+    if run(What::Hub) {
+        let n = args
+            .hub_events
+            .unwrap_or(if args.quick { 50_000 } else { 200_000 });
+        let h = measure::hub::run(&rt, n)?;
+        table += "\n";
+        table += &measure::hub::markdown(&h);
+    }
     println!("{table}");
     if let Some(p) = &args.out {
         std::fs::write(p, &table).with_context(|| format!("write {}", p.display()))?;
@@ -163,28 +181,33 @@ fn header(args: &Args) -> String {
     )
 }
 
-/// `cargo build --release -p outpost`; the path cargo reports for the executable.
-fn build_release_outpost() -> anyhow::Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("OUTPOST_BIN") {
+/// `cargo build --release -p <package>` (binary of the same name); the path cargo reports.
+fn build_release(package: &str) -> anyhow::Result<PathBuf> {
+    let env = if package == "outpost" {
+        "OUTPOST_BIN"
+    } else {
+        "OUTPOST_HUB_BIN"
+    };
+    if let Some(bin) = std::env::var_os(env) {
         return Ok(PathBuf::from(bin));
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
-        .args(["build", "--release", "-p", "outpost", "--bin", "outpost"])
+        .args(["build", "--release", "-p", package, "--bin", package])
         .args(["--message-format", "json-render-diagnostics"])
         .arg("--manifest-path")
         .arg(outpost_system_tests::workspace_root().join("Cargo.toml"))
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .context("run cargo build --release -p outpost")?;
+        .with_context(|| format!("run cargo build --release -p {package}"))?;
     if !out.status.success() {
-        bail!("cargo build --release -p outpost failed: {}", out.status);
+        bail!("cargo build --release -p {package} failed: {}", out.status);
     }
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|m| m.get("executable")?.as_str().map(PathBuf::from))
         .next_back()
-        .context("cargo did not name the outpost executable")
+        .with_context(|| format!("cargo did not name the {package} executable"))
 }

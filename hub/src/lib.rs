@@ -12,6 +12,7 @@
 //! - [`store`]: Redis layout, the per-batch history script, latest state, queries.
 //! - [`api`]: HTTP API v1 (axum), `/metrics`, `/healthz`, bearer tokens.
 //! - [`metrics`]: Prometheus counters and histograms.
+//! - [`sync`]: `outpost-hub sync`, anti-entropy between two regions' stores (SPEC §9).
 
 pub mod api;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod handle;
 pub mod metrics;
 pub mod receive;
 pub mod store;
+pub mod sync;
 
 use config::Settings;
 use metrics::Metrics;

@@ -26,6 +26,17 @@ enum Command {
         #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Copy every stored event the target region lacks (idempotent, resumable by re-running).
+    /// Endpoints: `URL[,URL…][#prefix]` (several URLs: a Redis Cluster; prefix default `hub`).
+    Sync {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// The target's retention (as in its hub.toml).
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        retention: std::time::Duration,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +60,47 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Sync {
+            from,
+            to,
+            retention,
+        } => {
+            let (from, to) = match (
+                outpost_hub::sync::endpoint(&from, retention),
+                outpost_hub::sync::endpoint(&to, retention),
+            ) {
+                (Ok(f), Ok(t)) => (f, t),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("outpost-hub sync: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("outpost-hub: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let result = rt.block_on(async {
+                let src = outpost_hub::store::Store::connect(&from).await?;
+                let dst = outpost_hub::store::Store::connect(&to).await?;
+                outpost_hub::sync::sync(&src, &dst, &mut std::io::stderr()).await
+            });
+            match result {
+                Ok(c) => {
+                    println!(
+                        "synced: {} gateways, {} events seen, {} copied",
+                        c.gateways, c.seen, c.copied
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("outpost-hub sync: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Run { config } => {
             let settings = match Settings::load(&config) {
                 Ok(s) => s,

@@ -95,7 +95,6 @@ async fn session(ctx: &Arc<Ctx>, backoff: &mut Backoff) -> anyhow::Result<Option
         }
     }
     backoff.reset();
-    ctx.metrics.broker_up.set(1);
     let topics = outpost_proto::topic::Topics::new(&ctx.settings.topic_prefix);
     let [up, state, snapshot] = topics.hub_filters();
     let shared = format!("$share/{}/{up}", ctx.settings.share_group);
@@ -106,10 +105,20 @@ async fn session(ctx: &Arc<Ctx>, backoff: &mut Backoff) -> anyhow::Result<Option
         *d = Some(client.clone());
     }
     let tracker = TaskTracker::new();
+    // Up (and `/healthz` 200) once the broker confirmed all three subscriptions: before
+    // that, batches published to the shared subscription could miss this receiver.
+    let mut subacks = 0;
     let end = loop {
         tokio::select! {
             _ = ctx.token.cancelled() => break None,
             ev = el.poll() => match ev {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    subacks += 1;
+                    if subacks == 3 {
+                        ctx.metrics.broker_up.set(1);
+                        info!("subscribed on the hub broker");
+                    }
+                }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let (ctx, client) = (ctx.clone(), client.clone());
                     tracker.spawn(async move { process(&ctx, &client, p).await });

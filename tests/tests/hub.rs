@@ -36,7 +36,7 @@ fn up(gw: &str, class: &str) -> String {
 
 /// A hub on a single Redis and its own broker, plus a publisher on that broker.
 struct Bench {
-    _redis: RedisServer,
+    redis: RedisServer,
     broker: Mosquitto,
     hub: HubProc,
     gw: Device,
@@ -49,7 +49,7 @@ impl Bench {
         let hub = HubProc::start(&HubConfig::new("h1", &broker.url(), vec![redis.url()])).unwrap();
         let gw = Device::connect(&broker.url(), "hand-made-gateway").unwrap();
         Bench {
-            _redis: redis,
+            redis,
             broker,
             hub,
             gw,
@@ -711,8 +711,26 @@ fn post_message_is_validated_published_down_and_kept_with_its_state() {
 /// `mosquitto_pub` as `user`: one QoS 1 message.
 fn mosquitto_pub(port: u16, user: &str, topic: &str, payload: &str) {
     let st = std::process::Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-u", user, "-P", &format!("pw-{user}")])
-        .args(["-i", &format!("pub-{user}"), "-q", "1", "-t", topic, "-m", payload])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-u",
+            user,
+            "-P",
+            &format!("pw-{user}"),
+        ])
+        .args([
+            "-i",
+            &format!("pub-{user}"),
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            payload,
+        ])
         .status()
         .expect("mosquitto_pub on PATH");
     assert!(st.success(), "mosquitto_pub as {user}");
@@ -734,7 +752,11 @@ fn shipped_hub_broker_acl_lets_a_gateway_publish_only_as_itself() {
     }
     // The ACL exactly as shipped.
     let acl = outpost_system_tests::workspace_root().join("hub/broker/acl");
-    let auth = format!("allow_anonymous false\npassword_file {}\nacl_file {}", pw.display(), acl.display());
+    let auth = format!(
+        "allow_anonymous false\npassword_file {}\nacl_file {}",
+        pw.display(),
+        acl.display()
+    );
     let broker = Mosquitto::with_auth(&auth).unwrap();
     let redis = RedisServer::new().unwrap();
     let mut cfg = HubConfig::new("h1", &broker.url(), vec![redis.url()]);
@@ -744,11 +766,161 @@ fn shipped_hub_broker_acl_lets_a_gateway_publish_only_as_itself() {
     let api = hub.api();
     let ev = |ms| loc(ms, "r1", 1.0, 2.0, "2026-11-30T10:00:00.000Z");
     // veh-a writes as veh-b: the broker drops it. veh-a as itself: stored.
-    mosquitto_pub(broker.port(), "veh-a", &up("veh-b", "location"), &batch("veh-b", "location", &[ev(1)]));
-    mosquitto_pub(broker.port(), "veh-a", &up("veh-a", "location"), &batch("veh-a", "location", &[ev(2)]));
-    assert!(wait_until(T, || api.all_events("veh-a", "location", 10).unwrap().len() == 1));
+    mosquitto_pub(
+        broker.port(),
+        "veh-a",
+        &up("veh-b", "location"),
+        &batch("veh-b", "location", &[ev(1)]),
+    );
+    mosquitto_pub(
+        broker.port(),
+        "veh-a",
+        &up("veh-a", "location"),
+        &batch("veh-a", "location", &[ev(2)]),
+    );
+    assert!(wait_until(T, || api
+        .all_events("veh-a", "location", 10)
+        .unwrap()
+        .len()
+        == 1));
     // veh-b as itself gets through: the refusal above was about who, not what.
-    mosquitto_pub(broker.port(), "veh-b", &up("veh-b", "location"), &batch("veh-b", "location", &[ev(3)]));
-    assert!(wait_until(T, || api.all_events("veh-b", "location", 10).unwrap().len() == 1));
-    assert_eq!(ids(&api.all_events("veh-b", "location", 10).unwrap()), ["3-0"], "veh-a's forgery never stored");
+    mosquitto_pub(
+        broker.port(),
+        "veh-b",
+        &up("veh-b", "location"),
+        &batch("veh-b", "location", &[ev(3)]),
+    );
+    assert!(wait_until(T, || api
+        .all_events("veh-b", "location", 10)
+        .unwrap()
+        .len()
+        == 1));
+    assert_eq!(
+        ids(&api.all_events("veh-b", "location", 10).unwrap()),
+        ["3-0"],
+        "veh-a's forgery never stored"
+    );
+}
+
+#[test]
+fn hub_check_reports_every_problem_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("hub.toml");
+    std::fs::write(
+        &bad,
+        "[hub]\nid = \"boston 1\"\n\n[broker]\nurl = \"http://x\"\nshare_group = \"a/b\"\n\n[redis]\nurls = [\"redis://a:1\", \"redis://b:2\"]\nretention = \"10s\"\n\n[api]\nlisten = \"0.0.0.0:8080\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(outpost_system_tests::hub_bin().unwrap())
+        .args(["check", "-c"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let f = bad.display().to_string();
+    for want in [
+        format!("{f}:2:6: hub.id: must match"),
+        format!("{f}:5:7: broker.url:"),
+        format!("{f}:6:15: broker.share_group:"),
+        format!("{f}:9:8: redis.urls: several urls need cluster = true"),
+        format!("{f}:10:13: redis.retention: must be at least 1m"),
+        format!("{f}:13:10: api.listen: a non-loopback address needs api.token_file"),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[hub]\nid = \"boston-1\"\nregion = \"boston\"\n\n[broker]\n\n[redis]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(outpost_system_tests::hub_bin().unwrap())
+        .args(["check", "-c"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (hub boston-1, region boston)"));
+}
+
+#[test]
+fn sync_fills_a_rebuilt_region_and_copies_nothing_the_second_time() {
+    let a = Bench::new();
+    let b_redis = RedisCluster::new().unwrap();
+    let b_broker = Mosquitto::new().unwrap();
+    let b_hub = HubProc::start(&HubConfig::new("b1", &b_broker.url(), b_redis.urls())).unwrap();
+    let b_gw = Device::connect(&b_broker.url(), "gw-to-b").unwrap();
+    let ts = |s: u64| format!("2026-11-30T10:00:{s:02}.000Z");
+    // Region B got everything; region A (rebuilt) only the live tail.
+    for ms in 1..=30u64 {
+        let evs = [loc(
+            ms,
+            &format!("d{}", ms % 3),
+            50.0 + ms as f64 * 1e-3,
+            8.0,
+            &ts(ms),
+        )];
+        let p = batch("veh-1", "location", &evs);
+        b_gw.publish_qos1(&up("veh-1", "location"), p.clone())
+            .unwrap();
+        if ms > 25 {
+            a.gw.publish_qos1(&up("veh-1", "location"), p).unwrap();
+        }
+    }
+    let alert = json!({"id": "7-0", "replay": true, "dev": "d1", "class": "alert", "reason": "emergency", "ts": ts(7), "ts_src": "device", "rx": ts(7)});
+    b_gw.publish_qos1(&up("veh-2", "alert"), batch("veh-2", "alert", &[alert]))
+        .unwrap();
+    let (api_a, api_b) = (a.api(), b_hub.api());
+    assert!(wait_until(T, || api_b
+        .all_events("veh-1", "location", 100)
+        .unwrap()
+        .len()
+        == 30));
+    assert!(wait_until(T, || api_b
+        .all_events("veh-2", "alert", 100)
+        .unwrap()
+        .len()
+        == 1));
+    assert!(wait_until(T, || api_a
+        .all_events("veh-1", "location", 100)
+        .unwrap()
+        .len()
+        == 5));
+    let from = format!("{}#hub", b_redis.urls().join(","));
+    let to = format!("{}#hub", a.redis.url());
+    let sync = || {
+        let out = std::process::Command::new(outpost_system_tests::hub_bin().unwrap())
+            .args(["sync", "--from", &from, "--to", &to])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(sync().contains("2 gateways, 31 events seen, 26 copied"));
+    for (gw, class) in [("veh-1", "location"), ("veh-2", "alert")] {
+        assert_eq!(
+            api_a.all_events(gw, class, 7).unwrap(),
+            api_b.all_events(gw, class, 7).unwrap(),
+            "{gw} {class}"
+        );
+    }
+    assert!(sync().contains("31 events seen, 0 copied"), "idempotent");
+    // Latest state followed: d0's newest fix (ms 30) is the same in both regions.
+    assert_eq!(
+        api_a.json("/api/v1/devices/d0").unwrap()["location"],
+        api_b.json("/api/v1/devices/d0").unwrap()["location"]
+    );
+    assert_eq!(
+        api_a.json("/api/v1/alerts").unwrap(),
+        api_b.json("/api/v1/alerts").unwrap()
+    );
 }

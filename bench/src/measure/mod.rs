@@ -3,6 +3,7 @@
 pub mod drain;
 pub mod footprint;
 pub mod generator;
+pub mod hub;
 pub mod latency;
 pub mod nmea;
 pub mod sustained;

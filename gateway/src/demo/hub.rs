@@ -1,137 +1,178 @@
-//! The demo's hub: subscribes to the uplink on the hub broker and applies the SPEC §5 rule —
-//! per (gateway, class) keep the highest id stored and ignore anything at or below it.
+//! The demo's hub: the real `outpost-hub` (SPEC §7) with its own Redis, read through its
+//! HTTP API. The binary is found as `OUTPOST_HUB_BIN`, beside this executable, or on PATH;
+//! under `cargo run` it is built once with the same profile.
 
-use crate::store::parse_id;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use super::procs::{self, Proc};
+use anyhow::{bail, Context};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
-/// What the hub has seen.
-#[derive(Debug, Default)]
-pub struct HubState {
-    highest: HashMap<String, (u64, u64)>,
-    /// Events stored (first time seen), by class.
-    pub stored: HashMap<String, u64>,
-    /// Events ignored by the high-water rule.
-    pub duplicates: u64,
-    /// Stored events that had waited in the outbox (`replay`).
-    pub replayed: u64,
-    /// Arrival order of batches: (when, class).
-    pub arrivals: Vec<(Instant, String)>,
-    pub snapshots: u64,
-    /// Text of stored alerts.
-    pub alerts: Vec<String>,
-    /// Receipt states per message to a device (`msg_id dev` → states in order).
-    pub receipts: Vec<(String, Vec<String>)>,
+/// A running receiver and its API.
+pub struct Hub {
+    _redis: Proc,
+    _hub: Proc,
+    base: String,
+    agent: ureq::Agent,
 }
 
-impl HubState {
-    /// Total events stored.
-    pub fn total(&self) -> u64 {
-        self.stored.values().sum()
+/// Where the `outpost-hub` binary is (building it under `cargo run` when needed).
+fn hub_binary() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("OUTPOST_HUB_BIN") {
+        return Ok(p.into());
     }
-
-    /// Class of the first batch that arrived after `t`.
-    pub fn first_class_after(&self, t: Instant) -> Option<&str> {
-        self.arrivals
-            .iter()
-            .find(|(at, _)| *at > t)
-            .map(|(_, c)| c.as_str())
+    let exe = std::env::current_exe()?;
+    let sibling = exe.with_file_name("outpost-hub");
+    if sibling.is_file() {
+        return Ok(sibling);
     }
-
-    fn receipt(&mut self, e: &serde_json::Value) {
-        let key = format!(
-            "{} to {}",
-            e["msg_id"].as_str().unwrap_or("?"),
-            e["dev"].as_str().unwrap_or("?")
+    if let Some(p) = procs::find_on_path("outpost-hub") {
+        return Ok(p);
+    }
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        bail!(
+            "outpost-hub not found beside {} nor on PATH (cargo build --release -p outpost-hub)",
+            exe.display()
         );
-        let mut state = e["state"].as_str().unwrap_or("?").to_string();
-        if let Some(r) = e["reason"].as_str() {
-            state = format!("{state} ({r})");
-        }
-        match self.receipts.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, states)) => states.push(state),
-            None => self.receipts.push((key, vec![state])),
-        }
+    };
+    let release = exe.components().any(|c| c.as_os_str() == "release");
+    println!("Building outpost-hub for the demo (once) …");
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-q", "-p", "outpost-hub", "--bin", "outpost-hub"]);
+    if release {
+        cmd.arg("--release");
     }
+    let st = cmd.status().context("run cargo build -p outpost-hub")?;
+    if !st.success() || !sibling.is_file() {
+        bail!("could not build outpost-hub ({st})");
+    }
+    Ok(sibling)
+}
 
-    fn batch(&mut self, payload: &[u8]) {
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
-            return;
+impl Hub {
+    /// Starts a hub Redis and one receiver on the hub broker at `broker_port`.
+    pub fn start(dir: &Path, broker_port: u16) -> anyhow::Result<Hub> {
+        let bin = hub_binary()?;
+        let rdir = dir.join("hub-redis");
+        std::fs::create_dir_all(&rdir)?;
+        let (redis, redis_port) = procs::redis(&rdir)?;
+        let api_port = procs::free_port()?;
+        let conf = dir.join("hub.toml");
+        std::fs::write(
+            &conf,
+            format!(
+                "[hub]\nid = \"demo-1\"\nregion = \"demo\"\n\n[broker]\nurl = \"mqtt://127.0.0.1:{broker_port}\"\nkeep_alive = \"5s\"\n\n\
+                 [redis]\nurls = [\"redis://127.0.0.1:{redis_port}/0\"]\n\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n"
+            ),
+        )?;
+        let hub = Proc::spawn(
+            "outpost-hub",
+            Command::new(bin)
+                .arg("run")
+                .arg("-c")
+                .arg(&conf)
+                .env("RUST_LOG", "info"),
+            &dir.join("hub.log"),
+        )?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let me = Hub {
+            _redis: redis,
+            _hub: hub,
+            base: format!("http://127.0.0.1:{api_port}"),
+            agent,
         };
-        let class = v["class"].as_str().unwrap_or("?").to_string();
-        let key = format!("{}/{}", v["gw"].as_str().unwrap_or("?"), class);
-        self.arrivals.push((Instant::now(), class.clone()));
-        for e in v["events"].as_array().into_iter().flatten() {
-            let Some(id) = e["id"].as_str().and_then(parse_id) else {
-                continue;
-            };
-            let high = self.highest.entry(key.clone()).or_insert((0, 0));
-            if id <= *high {
-                self.duplicates += 1;
-                continue;
+        for _ in 0..300 {
+            if me.get_text("/healthz").is_ok_and(|(s, _)| s == 200) {
+                return Ok(me);
             }
-            *high = id;
-            *self.stored.entry(class.clone()).or_default() += 1;
-            if e["replay"] == true {
-                self.replayed += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "outpost-hub did not become healthy; see {}",
+            dir.join("hub.log").display()
+        )
+    }
+
+    fn get_text(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let mut r = self.agent.get(format!("{}{path}", self.base)).call()?;
+        Ok((r.status().as_u16(), r.body_mut().read_to_string()?))
+    }
+
+    /// `GET path` as JSON (Null on any error: the demo only shows it).
+    pub fn get(&self, path: &str) -> Value {
+        self.get_text(path)
+            .ok()
+            .and_then(|(_, t)| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Events of (`gw`, `class`) stored at the hub (paging through `/api/v1/events`).
+    pub fn count(&self, gw: &str, class: &str) -> u64 {
+        let (mut n, mut after) = (0, "0-0".to_string());
+        loop {
+            let v = self.get(&format!(
+                "/api/v1/events?gw={gw}&class={class}&after={after}&limit=10000"
+            ));
+            let k = v["events"].as_array().map_or(0, Vec::len) as u64;
+            if k == 0 {
+                return n;
             }
-            if class == "alert" {
-                self.alerts.push(format!("{} {}", e["dev"], e["reason"]));
-            }
-            if class == "receipt" {
-                self.receipt(e);
-            }
+            n += k;
+            after = v["next"].as_str().unwrap_or("0-0").to_string();
         }
     }
-}
 
-/// The hub's state and its client (a dispatcher publishes down messages with it).
-pub type Hub = (Arc<Mutex<HubState>>, AsyncClient);
+    /// A counter summed over its labels from `/metrics` (e.g. `outpost_hub_duplicates_total`).
+    pub fn metric(&self, name: &str) -> u64 {
+        let text = self
+            .get_text("/metrics")
+            .map(|(_, t)| t)
+            .unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
 
-/// Connects the hub receiver; it runs until the runtime stops.
-pub async fn start(port: u16, topic_prefix: &str) -> anyhow::Result<Hub> {
-    let mut o = MqttOptions::new("outpost-demo-hub", "127.0.0.1", port);
-    o.set_clean_session(false)
-        .set_keep_alive(Duration::from_secs(5))
-        .set_max_packet_size(64 * 1024 * 1024, 64 * 1024);
-    let (client, mut el) = AsyncClient::new(o, 64);
-    let state = Arc::new(Mutex::new(HubState::default()));
-    let st = state.clone();
-    let dispatch = client.clone();
-    let up = format!("{topic_prefix}/+/up/#");
-    let snap = format!("{topic_prefix}/+/snapshot");
-    tokio::spawn(async move {
-        loop {
-            match el.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = client.subscribe(&up, QoS::AtLeastOnce).await;
-                    let _ = client.subscribe(&snap, QoS::AtLeastOnce).await;
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
-                    if p.topic.ends_with("/snapshot") {
-                        s.snapshots += 1;
-                    } else {
-                        s.batch(&p.payload);
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+    /// Sends `text` to device `to` as a dispatcher does, through the hub's API (SPEC §8);
+    /// the message id, or None when the hub refused it (the demo only shows it).
+    pub fn send(&self, to: &str, text: &str) -> Option<String> {
+        let body = serde_json::json!({"to": to, "text": text, "ttl": "10m"}).to_string();
+        let mut r = self
+            .agent
+            .post(format!("{}/api/v1/messages", self.base))
+            .header("content-type", "application/json")
+            .send(body.as_str())
+            .ok()?;
+        let v: Value = serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok()?;
+        v["msg_id"].as_str().map(str::to_string)
+    }
+
+    /// Receipt states per message (`msg_id to dev` → states in id order) from the stored
+    /// `receipt` events of `gw`.
+    pub fn receipts(&self, gw: &str) -> Vec<(String, Vec<String>)> {
+        let v = self.get(&format!("/api/v1/events?gw={gw}&class=receipt&limit=10000"));
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for e in v["events"].as_array().into_iter().flatten() {
+            let key = format!(
+                "{} to {}",
+                e["msg_id"].as_str().unwrap_or("?"),
+                e["dev"].as_str().unwrap_or("?")
+            );
+            let mut state = e["state"].as_str().unwrap_or("?").to_string();
+            if let Some(r) = e["reason"].as_str() {
+                state = format!("{state} ({r})");
+            }
+            match out.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, states)) => states.push(state),
+                None => out.push((key, vec![state])),
             }
         }
-    });
-    Ok((state, dispatch))
-}
-
-/// Publishes a message to device `to` as a dispatcher at the hub would (SPEC §8).
-pub async fn send(client: &AsyncClient, topic_prefix: &str, msg_id: &str, to: &str, text: &str) {
-    let expires = chrono::Utc::now() + chrono::Duration::minutes(10);
-    let m = serde_json::json!({"msg_id": msg_id, "to": to, "text": text, "from": "dispatch",
-        "expires": crate::event::format_ts(expires)});
-    let topic = format!("{topic_prefix}/veh-0042/down");
-    let _ = client
-        .publish(topic, QoS::AtLeastOnce, false, m.to_string())
-        .await;
+        out
+    }
 }

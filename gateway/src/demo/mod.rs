@@ -1,7 +1,8 @@
 //! `outpost demo`: the whole system on one machine in about half a minute (SPEC §2). Private
 //! `redis-server` and two `mosquitto` (device side, hub side) on free loopback ports in a temp
-//! dir; the real daemon (this binary, `outpost run`); simulated devices; a hub receiver with
-//! the SPEC §5 dedup rule; the uplink cut for a while mid-run. Exit 0 only if nothing was lost.
+//! dir; the real daemon (this binary, `outpost run`); simulated devices; the real hub
+//! (`outpost-hub` with its own Redis, read through its API); the uplink cut for a while
+//! mid-run. Exit 0 only if nothing was lost.
 
 mod devices;
 mod gps;
@@ -84,8 +85,10 @@ async fn run(seconds: u64) -> anyhow::Result<ExitCode> {
         ),
     )?;
     let log = d.join("outpost.log");
+    // The hub's receivers subscribe first: a broker drops what is published to a shared
+    // subscription nobody has joined yet (in the field, receivers' sessions always exist).
+    let hub = tokio::task::block_in_place(|| hub::Hub::start(d, hub_port))?;
     let mut outpost = procs::outpost(&config, &log)?;
-    let (hub, dispatch) = hub::start(hub_port, "outpost/v1").await?;
     let mut devices = devices::Devices::connect(dev_port).await;
     let redis = redis::Client::open(format!("redis://127.0.0.1:{redis_port}/0"))?;
     let mut conn = redis
@@ -97,7 +100,6 @@ async fn run(seconds: u64) -> anyhow::Result<ExitCode> {
     );
     let (cut_at, back_at, stop_at) = (seconds * 3 / 10, seconds * 13 / 20, seconds * 8 / 10);
     let alert_at = (cut_at + back_at) / 2;
-    let mut link_back = None;
     let start = Instant::now();
     let tty = std::io::stdout().is_terminal();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -109,35 +111,28 @@ async fn run(seconds: u64) -> anyhow::Result<ExitCode> {
         }
         if t == back_at {
             link.restore();
-            link_back = Some(Instant::now());
             line(tty, "uplink BACK: draining the outbox, alerts first");
         }
         if t == alert_at {
             line(tty, "EMERGENCY button pressed on radio r7 (uplink down)");
         }
         if t == 3 {
-            hub::send(
-                &dispatch,
-                "outpost/v1",
-                "demo-1",
-                "!a1b2c3d4",
-                "Engine 7: stage at the north lot",
-            )
-            .await;
-            line(tty, "DISPATCH message demo-1 to radio !a1b2c3d4");
-        }
-        if t == alert_at + 1 {
-            hub::send(
-                &dispatch,
-                "outpost/v1",
-                "demo-2",
-                "!0badcafe",
-                "Crew 2: hold at checkpoint",
-            )
-            .await;
+            let id = tokio::task::block_in_place(|| {
+                hub.send("!a1b2c3d4", "Engine 7: stage at the north lot")
+            });
             line(
                 tty,
-                "DISPATCH message demo-2 to radio !0badcafe (uplink down: the hub broker keeps it)",
+                &format!("DISPATCH message {id:?} to radio !a1b2c3d4 (through the hub API)"),
+            );
+        }
+        if t == alert_at + 1 {
+            let id =
+                tokio::task::block_in_place(|| hub.send("!0badcafe", "Crew 2: hold at checkpoint"));
+            line(
+                tty,
+                &format!(
+                    "DISPATCH message {id:?} to radio !0badcafe (uplink down: the hub keeps it pending)"
+                ),
             );
         }
         devices.tick(t, t == alert_at).await;
@@ -156,7 +151,7 @@ async fn run(seconds: u64) -> anyhow::Result<ExitCode> {
     loop {
         tick.tick().await;
         let (accepted, backlog) = counts(&mut conn).await;
-        let at_hub = lock(&hub).total();
+        let at_hub = at_hub(&hub);
         progress(tty, &start, false, &devices, &hub, &mut conn).await;
         let published = devices.stats.published.load(Relaxed);
         if (backlog == 0
@@ -172,20 +167,29 @@ async fn run(seconds: u64) -> anyhow::Result<ExitCode> {
     }
     let clean_exit = outpost.terminate(Duration::from_secs(8));
     let (accepted, backlog) = counts(&mut conn).await;
-    let code = summary(
-        &devices, &hub, &accepted, backlog, link_back, clean_exit, &log,
-    )?;
+    let code = summary(&devices, &hub, &accepted, backlog, clean_exit, &log)?;
     if code != ExitCode::SUCCESS {
         let _ = dir.keep(); // leave the logs for inspection
     }
     Ok(code)
 }
 
-fn lock(
-    h: &std::sync::Arc<std::sync::Mutex<hub::HubState>>,
-) -> std::sync::MutexGuard<'_, hub::HubState> {
-    h.lock().unwrap_or_else(|e| e.into_inner())
+/// Events of every class the hub stored for the demo's gateway.
+fn at_hub(hub: &hub::Hub) -> u64 {
+    by_class_at_hub(hub).values().sum()
 }
+
+fn by_class_at_hub(hub: &hub::Hub) -> HashMap<String, u64> {
+    tokio::task::block_in_place(|| {
+        crate::event::Class::ALL
+            .iter()
+            .map(|c| (c.as_str().to_string(), hub.count(GW, c.as_str())))
+            .collect()
+    })
+}
+
+/// The demo gateway's id.
+const GW: &str = "veh-0042";
 
 fn line(tty: bool, msg: &str) {
     if tty {
@@ -223,7 +227,7 @@ async fn progress(
     start: &Instant,
     down: bool,
     devices: &devices::Devices,
-    hub: &std::sync::Arc<std::sync::Mutex<hub::HubState>>,
+    hub: &hub::Hub,
     conn: &mut redis::aio::MultiplexedConnection,
 ) {
     let (accepted, backlog) = counts(conn).await;
@@ -234,7 +238,7 @@ async fn progress(
         devices.stats.published.load(Relaxed),
         accepted.values().sum::<u64>(),
         backlog,
-        lock(hub).total()
+        at_hub(hub)
     );
     if tty {
         print!("\r\x1b[K{msg}");
@@ -246,16 +250,15 @@ async fn progress(
 
 fn summary(
     devices: &devices::Devices,
-    hub: &std::sync::Arc<std::sync::Mutex<hub::HubState>>,
+    hub: &hub::Hub,
     accepted: &HashMap<String, u64>,
     backlog: u64,
-    link_back: Option<Instant>,
     clean_exit: bool,
     log: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
-    let h = lock(hub);
+    let stored = by_class_at_hub(hub);
     let total_accepted: u64 = accepted.values().sum();
-    let delivered = h.total();
+    let delivered: u64 = stored.values().sum();
     // Accepted but not at the hub: lost (the outbox is empty after the drain, or it was not).
     let lost = total_accepted.saturating_sub(delivered).max(backlog);
     let by_class = |m: &dyn Fn(&str) -> u64| {
@@ -265,7 +268,19 @@ fn summary(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let first_back = link_back.and_then(|t| h.first_class_after(t).map(str::to_string));
+    let (duplicates, alerts) = tokio::task::block_in_place(|| {
+        (
+            hub.metric("outpost_hub_duplicates_total"),
+            hub.get("/api/v1/alerts"),
+        )
+    });
+    // Who is within 3 km of the (newest) emergency.
+    let near_q = format!(
+        "/api/v1/near?lat={}&lon={}&radius_m=3000",
+        alerts[0]["lat"].as_f64().unwrap_or(52.5163),
+        alerts[0]["lon"].as_f64().unwrap_or(13.3777)
+    );
+    let near = tokio::task::block_in_place(|| hub.get(&near_q));
     println!("\nSummary");
     println!(
         "  published by devices         {:>6}  (acknowledged by the device broker: {})",
@@ -278,38 +293,40 @@ fn summary(
         by_class(&|c| accepted.get(c).copied().unwrap_or(0))
     );
     println!(
-        "  delivered to the hub         {:>6}  ({}); {} waited in the outbox (replay)",
+        "  stored at the hub            {:>6}  ({})",
         delivered,
-        by_class(&|c| h.stored.get(c).copied().unwrap_or(0)),
-        h.replayed
+        by_class(&|c| stored.get(c).copied().unwrap_or(0))
     );
-    println!("  duplicates dropped at hub    {:>6}", h.duplicates);
+    println!("  duplicates dropped at hub    {:>6}", duplicates);
     println!("  lost                         {:>6}", lost);
-    println!(
-        "  alerts at the hub: {}",
-        if h.alerts.is_empty() {
-            "none".into()
-        } else {
-            h.alerts.join("; ")
-        }
-    );
-    println!(
-        "  first batch after the link came back: {}",
-        first_back.as_deref().unwrap_or("none")
-    );
-    println!("  snapshots received by the hub: {}", h.snapshots);
     println!(
         "  sendtext publishes seen by the radios: {}",
         devices.stats.downlink.load(Relaxed)
     );
-    for (msg, states) in &h.receipts {
+    for (msg, states) in tokio::task::block_in_place(|| hub.receipts(GW)) {
         println!("  receipts for {msg}: {}", states.join(" -> "));
     }
     println!(
         "  gateway stopped cleanly (SIGTERM, exit 0): {}",
         if clean_exit { "yes" } else { "no" }
     );
-    if lost == 0 && clean_exit && total_accepted > 0 {
+    println!("\nThe hub API, GET /api/v1/alerts:");
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&alerts).unwrap_or_default()
+    );
+    println!("\nGET {near_q} (who is within 3 km of the emergency):");
+    for d in near.as_array().into_iter().flatten() {
+        println!(
+            "  {:<12} {:>7.1} m  via {}  last seen {}",
+            d["dev"].as_str().unwrap_or("?"),
+            d["distance_m"].as_f64().unwrap_or(0.0),
+            d["gw"].as_str().unwrap_or("?"),
+            d["last_seen"].as_str().unwrap_or("?")
+        );
+    }
+    let alert_ok = alerts.as_array().is_some_and(|a| !a.is_empty());
+    if lost == 0 && clean_exit && total_accepted > 0 && alert_ok {
         println!("\nNothing lost.");
         Ok(ExitCode::SUCCESS)
     } else {

@@ -13,7 +13,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command, log: &Path) -> anyhow::Result<Proc> {
+    pub fn spawn(name: &'static str, cmd: &mut Command, log: &Path) -> anyhow::Result<Proc> {
         let out = std::fs::File::create(log)?;
         let child = cmd
             .stdout(out.try_clone()?)
@@ -56,8 +56,15 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// True when `prog` is on PATH.
 pub fn on_path(prog: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+    find_on_path(prog).is_some()
+}
+
+/// Where `prog` is on PATH.
+pub fn find_on_path(prog: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
 }
 
 fn wait_port(port: u16, what: &str) -> anyhow::Result<()> {

@@ -89,29 +89,44 @@ impl Store {
     /// state. Returns, per event, whether it was new. On `Err` nothing may be acknowledged;
     /// running it again is harmless (both steps are idempotent).
     pub async fn store_batch(&self, b: &Parsed) -> Result<Vec<bool>, StoreError> {
-        let now = Utc::now().timestamp_millis();
-        let mut inv = self.history.prepare_invoke();
-        inv.key(self.keys.history(&b.gw, b.class))
-            .key(self.keys.marks(&b.gw, b.class))
-            .key(self.keys.gw_meta(&b.gw))
-            .arg(now)
-            .arg(now - self.retention_ms)
-            .arg(b.class.as_str())
-            .arg(b.events.len());
+        let mut items = Vec::with_capacity(b.events.len());
         let mut latest = Vec::with_capacity(b.events.len());
         for e in &b.events {
             let json = stored_json(&e.object);
-            inv.arg(keys::pad(e.id)).arg(&json);
             latest.push(latest_of(
                 &b.gw,
                 b.class.as_str(),
                 Some(e.id),
                 &e.object,
-                json,
+                json.clone(),
             ));
+            items.push((e.id, json));
+        }
+        let flags = self.store_history(&b.gw, b.class, &items).await?;
+        self.apply_latest(latest).await?;
+        Ok(flags)
+    }
+
+    /// The history script for (gw, class) over events already in stored form.
+    pub async fn store_history(
+        &self,
+        gw: &str,
+        class: outpost_proto::Class,
+        items: &[(EventId, String)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let now = Utc::now().timestamp_millis();
+        let mut inv = self.history.prepare_invoke();
+        inv.key(self.keys.history(gw, class))
+            .key(self.keys.marks(gw, class))
+            .key(self.keys.gw_meta(gw))
+            .arg(now)
+            .arg(now - self.retention_ms)
+            .arg(class.as_str())
+            .arg(items.len());
+        for (id, json) in items {
+            inv.arg(keys::pad(*id)).arg(json);
         }
         let flags: Vec<i64> = inv.invoke_async(&mut self.conn()).await?;
-        self.apply_latest(latest).await?;
         Ok(flags.into_iter().map(|f| f == 1).collect())
     }
 

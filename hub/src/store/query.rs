@@ -139,14 +139,14 @@ impl Store {
         Ok(out.into_iter().map(|(_, o)| o).collect())
     }
 
-    /// Stored events of one (gateway, class) after `after`, in id order, at most `limit`.
-    pub async fn events(
+    /// As [`Store::events`], the stored JSON text unparsed.
+    pub async fn events_raw(
         &self,
         gw: &str,
         class: Class,
         after: EventId,
         limit: usize,
-    ) -> Result<Vec<(EventId, Value)>, StoreError> {
+    ) -> Result<Vec<(EventId, String)>, StoreError> {
         let members: Vec<String> = redis::cmd("ZRANGEBYLEX")
             .arg(self.keys.history(gw, class))
             .arg(format!("({}!", pad(after)))
@@ -157,11 +157,27 @@ impl Store {
             .query_async(&mut self.conn())
             .await?;
         Ok(members
-            .iter()
+            .into_iter()
             .filter_map(|m| {
+                let id = unpad(&m)?;
                 let (_, json) = m.split_once(' ')?;
-                Some((unpad(m)?, serde_json::from_str(json).ok()?))
+                Some((id, json.to_string()))
             })
+            .collect())
+    }
+
+    /// Stored events of one (gateway, class) after `after`, in id order, at most `limit`.
+    pub async fn events(
+        &self,
+        gw: &str,
+        class: Class,
+        after: EventId,
+        limit: usize,
+    ) -> Result<Vec<(EventId, Value)>, StoreError> {
+        let raw = self.events_raw(gw, class, after, limit).await?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(id, json)| Some((id, serde_json::from_str(&json).ok()?)))
             .collect())
     }
 
