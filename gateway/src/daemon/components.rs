@@ -165,7 +165,7 @@ impl Components {
                     token,
                 });
             };
-        let uplink_fp = format!("{}|{:?}", s.gateway_id, s.uplink);
+        let uplink_fp = format!("{}|{:?}", s.gateway_id, s.uplinks);
         add("uplink".into(), uplink_fp, Component::Uplink, &|c| {
             Box::pin(crate::uplink::run(c))
         });

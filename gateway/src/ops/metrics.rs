@@ -36,6 +36,19 @@ pub struct Metrics {
     pub redis_ingest: Histogram,
     /// Component liveness, for the watchdog and `/healthz`.
     pub live: Liveness,
+    /// Per region (SPEC §9), by name.
+    regions: Mutex<BTreeMap<String, RegionStats>>,
+}
+
+/// One region's uplink figures (label `region` on /metrics).
+#[derive(Debug, Default, Clone)]
+pub struct RegionStats {
+    pub up: bool,
+    pub connects: u64,
+    /// Events this region's hub acknowledged, by class.
+    pub forwarded: [u64; Class::COUNT],
+    /// Events trimmed before this region got them (it lagged past `max_lag`).
+    pub missed: u64,
 }
 
 impl Metrics {
@@ -77,6 +90,20 @@ impl Metrics {
     /// Counts events acknowledged by the hub for `class`.
     pub fn add_forwarded(&self, class: Class, n: u64) {
         self.forwarded[class.index()].fetch_add(n, Relaxed);
+    }
+
+    /// Updates region `name`'s figures.
+    pub fn region(&self, name: &str, f: impl FnOnce(&mut RegionStats)) {
+        let mut m = self.regions.lock().unwrap_or_else(|e| e.into_inner());
+        f(m.entry(name.to_string()).or_default());
+    }
+
+    /// Every region's figures, by name.
+    pub fn regions(&self) -> BTreeMap<String, RegionStats> {
+        self.regions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Counts a dropped input by reason.

@@ -95,6 +95,7 @@ pub fn render(m: &Metrics, redis: Option<&RedisGauges>, healthy: bool) -> String
         "Successful connections to the device broker.",
         m.devices_connects.load(Relaxed),
     );
+    regions(&mut o, m);
     histogram(
         &mut o,
         "outpost_uplink_puback_seconds",
@@ -198,6 +199,64 @@ fn downlink(o: &mut String, g: &RedisGauges) {
         "Messages waiting at the gateway for their device.",
         g.downlink_pending as f64,
     );
+}
+
+/// Per-region families (SPEC §9), label `region`.
+fn regions(o: &mut String, m: &Metrics) {
+    let r = m.regions();
+    head(
+        o,
+        "outpost_uplink_region_up",
+        "gauge",
+        "1 while this region's hub is connected.",
+    );
+    for (name, s) in &r {
+        let _ = writeln!(
+            o,
+            "outpost_uplink_region_up{{region=\"{}\"}} {}",
+            esc(name),
+            u8::from(s.up)
+        );
+    }
+    head(
+        o,
+        "outpost_uplink_region_connects_total",
+        "counter",
+        "Successful connections to this region's hub.",
+    );
+    for (name, s) in &r {
+        let _ = writeln!(
+            o,
+            "outpost_uplink_region_connects_total{{region=\"{}\"}} {}",
+            esc(name),
+            s.connects
+        );
+    }
+    head(
+        o,
+        "outpost_uplink_region_forwarded_total",
+        "counter",
+        "Events this region's hub acknowledged, by class.",
+    );
+    for (name, s) in &r {
+        for c in Class::ALL {
+            let _ = writeln!(
+                o,
+                "outpost_uplink_region_forwarded_total{{region=\"{}\",class=\"{c}\"}} {}",
+                esc(name),
+                s.forwarded[c.index()]
+            );
+        }
+    }
+    head(o, "outpost_uplink_region_missed_total", "counter", "Events trimmed before this region got them (it lagged past max_lag; outpost-hub sync fills them in).");
+    for (name, s) in &r {
+        let _ = writeln!(
+            o,
+            "outpost_uplink_region_missed_total{{region=\"{}\"}} {}",
+            esc(name),
+            s.missed
+        );
+    }
 }
 
 fn head(o: &mut String, name: &str, kind: &str, help: &str) {

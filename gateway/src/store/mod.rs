@@ -7,11 +7,13 @@ mod budget;
 pub mod down;
 mod outbox;
 mod presence;
+mod regions;
 
 pub use budget::Thinned;
 pub use outbox::{next_id, parse_id, OutboxEntry};
+pub use regions::{region_key, Region};
 
-use crate::event::{format_ts, Body, Class, Event, Presence, PresenceState, TsSrc};
+use crate::event::{Body, Class, Event, Presence, PresenceState, TsSrc};
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use redis::{RedisError, Value};
@@ -74,6 +76,7 @@ pub struct Store {
     ingest: redis::Script,
     offline: redis::Script,
     down: redis::Script,
+    ack: redis::Script,
 }
 
 impl Store {
@@ -93,6 +96,7 @@ impl Store {
             ingest: redis::Script::new(include_str!("ingest.lua")),
             offline: redis::Script::new(include_str!("offline.lua")),
             down: redis::Script::new(include_str!("down.lua")),
+            ack: redis::Script::new(include_str!("ack.lua")),
         };
         store.load_scripts().await?;
         Ok(store)
@@ -114,7 +118,7 @@ impl Store {
 
     async fn load_scripts(&self) -> Result<(), StoreError> {
         let mut c = self.conn();
-        for s in [&self.ingest, &self.offline, &self.down] {
+        for s in [&self.ingest, &self.offline, &self.down, &self.ack] {
             let _: String = s.prepare_invoke().load_async(&mut c).await?;
         }
         Ok(())
@@ -242,23 +246,6 @@ impl Store {
         }
         let (old,): (Vec<String>,) = pipe.query_async(&mut self.conn()).await?;
         Ok(old)
-    }
-
-    /// Records the uplink state (`up`/`down`) and since when, for `outpost status`.
-    pub async fn set_uplink_state(
-        &self,
-        state: &str,
-        since: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let () = redis::cmd("HSET")
-            .arg(self.key("uplink"))
-            .arg("state")
-            .arg(state)
-            .arg("since")
-            .arg(format_ts(since))
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(())
     }
 }
 

@@ -31,6 +31,8 @@ pub struct Report {
     /// When this report was read (RFC 3339).
     pub at: String,
     pub uplink: Uplink,
+    /// Per region (SPEC §9), by name; empty for a gateway with a single `[uplink]`.
+    pub regions: Vec<RegionState>,
     /// Per class, in drain order.
     pub classes: Vec<ClassState>,
     pub devices: Vec<Device>,
@@ -62,6 +64,21 @@ pub struct Uplink {
     pub since: Option<String>,
     /// Seconds since `since`.
     pub for_s: Option<i64>,
+}
+
+/// One region's uplink (`<p>:uplink:<name>`).
+#[derive(Debug, Serialize)]
+pub struct RegionState {
+    pub name: String,
+    pub uplink: Uplink,
+    /// Events not yet acknowledged by this region's hub.
+    pub backlog: u64,
+    /// Age of the oldest of them (seconds).
+    pub oldest_age_s: Option<i64>,
+    /// Events trimmed before this region got them (it lagged past max_lag).
+    pub missed: u64,
+    /// Lagging past max_lag now: it no longer holds back the outbox trim.
+    pub lagging: bool,
 }
 
 /// One class: outbox backlog and counters.

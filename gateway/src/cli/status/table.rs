@@ -37,6 +37,29 @@ pub fn table(r: &Report) -> String {
         s => s,
     };
     let _ = writeln!(o, "Uplink: {state}{since}");
+    for g in &r.regions {
+        let since = match (&g.uplink.since, g.uplink.for_s) {
+            (Some(s), Some(a)) => format!(" since {s} ({})", human_age(a)),
+            _ => String::new(),
+        };
+        let state = match g.uplink.state.as_str() {
+            "unknown" => "never connected",
+            s => s,
+        };
+        let lag = if g.lagging {
+            ", LAGGING past max_lag"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "  region {}: {state}{since}; backlog {}, oldest {}, missed {}{lag}",
+            g.name,
+            g.backlog,
+            opt_age(g.oldest_age_s),
+            g.missed
+        );
+    }
     let _ = writeln!(o);
     let _ = writeln!(
         o,
