@@ -301,7 +301,9 @@ fn a_lost_region_is_rebuilt_and_synced_from_the_other() {
 #[test]
 fn a_region_down_past_max_lag_stops_holding_the_outbox() {
     let (a, b) = (Region::new("a"), Region::new("b"));
-    let gw = Gateway::new(&[&a, &b], "2s");
+    let mut gw = Gateway::new(&[&a, &b], "2s");
+    let port = outpost_system_tests::free_port();
+    gw.cfg = gw.cfg.clone().ops_listen(&format!("127.0.0.1:{port}"));
     let out = gw.start();
     gw.wait_up(&["a", "b"]);
     let phone = Device::connect(&gw.devices.url(), "alice-phone").unwrap();
@@ -311,19 +313,22 @@ fn a_region_down_past_max_lag_stops_holding_the_outbox() {
     assert!(wait_until(T, || gw.region_state("a").as_deref() == Some("down")));
     publish(&phone, 5, 10);
     assert!(wait_until(T, || b.count("location") == 15));
-    // Held for A while within max_lag; once the oldest is older than 2 s the next
-    // acknowledgements from B trim it (B acknowledges what it gets; keep feeding it).
-    let mut i = 15;
+    // Once A's oldest unacknowledged event is older than max_lag (2 s), B's next
+    // acknowledgements trim past it: the outbox empties although A has nothing.
+    std::thread::sleep(Duration::from_millis(2500));
+    publish(&phone, 15, 5);
     assert!(
-        wait_until(T, || {
-            publish(&phone, i, 1);
-            i += 1;
-            gw.hash("outpost:uplink:a").contains_key("lagging") && gw.outbox_len() <= 3
-        }),
+        wait_until(T, || gw.hash("outpost:uplink:a").contains_key("lagging")
+            && gw.outbox_len() == 0),
         "outbox still held for A: {} entries; {:?}",
         gw.outbox_len(),
         gw.hash("outpost:uplink:a")
     );
+    assert_eq!(b.count("location"), 20);
+    // And it does not grow for A any more: more traffic is trimmed as B takes it.
+    publish(&phone, 20, 5);
+    assert!(wait_until(T, || b.count("location") == 25 && gw.outbox_len() == 0));
+    let i = 25;
     let missed: u64 = gw.hash("outpost:stats")["missed:a"].parse().unwrap();
     assert!(missed > 0);
     assert!(out.wait_for_log("region lags longer than max_lag", T));
@@ -334,13 +339,31 @@ fn a_region_down_past_max_lag_stops_holding_the_outbox() {
         "{status}"
     );
     let metrics_missed = gw.hash("outpost:uplink:a")["missed"].clone();
-    a.proxy.pass();
-    publish(&phone, i, 3);
-    wait_drained(&gw, &out);
+    let m = HubApi::new(&format!("http://{}", gw.cfg.ops_listen.as_deref().unwrap()))
+        .text("/metrics")
+        .unwrap();
     assert!(
-        !gw.hash("outpost:uplink:a").contains_key("lagging"),
-        "A caught up"
+        m.contains(&format!(
+            "outpost_uplink_region_missed_total{{region=\"a\"}} {metrics_missed}"
+        )),
+        "{m}"
     );
+    assert!(
+        m.contains("outpost_uplink_region_up{region=\"b\"} 1"),
+        "{m}"
+    );
+    a.proxy.pass();
+    assert!(
+        wait_until(T, || gw.region_state("a").as_deref() == Some("up")
+            && !gw.hash("outpost:uplink:a").contains_key("lagging")),
+        "A back, not lagging"
+    );
+    publish(&phone, i, 3);
+    assert!(
+        wait_until(T, || a.count("location") == 5 + 3),
+        "A gets live traffic again"
+    );
+    wait_drained(&gw, &out);
     let (at_a, at_b) = (total(&a.events()), total(&b.events()));
     sync(&b, &a);
     let after = assert_converged(&gw, &a, &b);

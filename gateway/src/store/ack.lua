@@ -53,7 +53,9 @@ for i = 0, tonumber(ARGV[m]) - 1 do
   for _, r in ipairs(regions) do
     local c = (r.key == own) and id or (redis.call('HGET', r.key, field) or '0-0')
     local lag = false
-    if r.key ~= own then
+    if r.key ~= own and redis.call('HGET', r.key, 'lagging') == '1' then
+      lag = true -- stays lagging until it acknowledges again (its own ack clears the flag)
+    elseif r.key ~= own then
       local nxt = redis.call('XRANGE', stream, '(' .. c, '+', 'COUNT', 1)
       if nxt[1] and parse(nxt[1][1]) < now - r.lag then lag = true end
     end

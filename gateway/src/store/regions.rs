@@ -86,21 +86,24 @@ impl Store {
         Ok(rows.into_iter().map(|(n, k, s)| (n, k, s == 1)).collect())
     }
 
-    /// Records region `region`'s uplink state (`up`/`down`) and since when, for `status`.
+    /// Records region `region`'s uplink state (`up`/`down`) and since when, for `status`;
+    /// a region coming up is no longer lagging.
     pub async fn set_uplink_state(
         &self,
         region: &str,
         state: &str,
         since: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let () = redis::cmd("HSET")
-            .arg(self.key(&region_key(region)))
-            .arg("state")
-            .arg(state)
-            .arg("since")
-            .arg(format_ts(since))
-            .query_async(&mut self.conn())
-            .await?;
+        let key = self.key(&region_key(region));
+        let mut pipe = redis::pipe();
+        pipe.hset_multiple(&key, &[("state", state), ("since", &format_ts(since))])
+            .ignore();
+        if state == "up" {
+            // Back: it holds the trim again from its cursor (ack.lua sets the flag anew if it
+            // still lags past max_lag).
+            pipe.hdel(&key, "lagging").ignore();
+        }
+        let () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
     }
 }
