@@ -124,7 +124,12 @@ impl Mosquitto {
         if self.is_running() {
             return Ok(());
         }
-        let conf = write_config(self.dir.path(), self.port, self.tls.as_ref(), self.auth.as_deref())?;
+        let conf = write_config(
+            self.dir.path(),
+            self.port,
+            self.tls.as_ref(),
+            self.auth.as_deref(),
+        )?;
         self.child = Some(spawn(self.dir.path(), &conf, self.port)?);
         Ok(())
     }

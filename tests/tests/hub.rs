@@ -711,8 +711,26 @@ fn post_message_is_validated_published_down_and_kept_with_its_state() {
 /// `mosquitto_pub` as `user`: one QoS 1 message.
 fn mosquitto_pub(port: u16, user: &str, topic: &str, payload: &str) {
     let st = std::process::Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-u", user, "-P", &format!("pw-{user}")])
-        .args(["-i", &format!("pub-{user}"), "-q", "1", "-t", topic, "-m", payload])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-u",
+            user,
+            "-P",
+            &format!("pw-{user}"),
+        ])
+        .args([
+            "-i",
+            &format!("pub-{user}"),
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            payload,
+        ])
         .status()
         .expect("mosquitto_pub on PATH");
     assert!(st.success(), "mosquitto_pub as {user}");
@@ -734,7 +752,11 @@ fn shipped_hub_broker_acl_lets_a_gateway_publish_only_as_itself() {
     }
     // The ACL exactly as shipped.
     let acl = outpost_system_tests::workspace_root().join("hub/broker/acl");
-    let auth = format!("allow_anonymous false\npassword_file {}\nacl_file {}", pw.display(), acl.display());
+    let auth = format!(
+        "allow_anonymous false\npassword_file {}\nacl_file {}",
+        pw.display(),
+        acl.display()
+    );
     let broker = Mosquitto::with_auth(&auth).unwrap();
     let redis = RedisServer::new().unwrap();
     let mut cfg = HubConfig::new("h1", &broker.url(), vec![redis.url()]);
@@ -744,11 +766,38 @@ fn shipped_hub_broker_acl_lets_a_gateway_publish_only_as_itself() {
     let api = hub.api();
     let ev = |ms| loc(ms, "r1", 1.0, 2.0, "2026-11-30T10:00:00.000Z");
     // veh-a writes as veh-b: the broker drops it. veh-a as itself: stored.
-    mosquitto_pub(broker.port(), "veh-a", &up("veh-b", "location"), &batch("veh-b", "location", &[ev(1)]));
-    mosquitto_pub(broker.port(), "veh-a", &up("veh-a", "location"), &batch("veh-a", "location", &[ev(2)]));
-    assert!(wait_until(T, || api.all_events("veh-a", "location", 10).unwrap().len() == 1));
+    mosquitto_pub(
+        broker.port(),
+        "veh-a",
+        &up("veh-b", "location"),
+        &batch("veh-b", "location", &[ev(1)]),
+    );
+    mosquitto_pub(
+        broker.port(),
+        "veh-a",
+        &up("veh-a", "location"),
+        &batch("veh-a", "location", &[ev(2)]),
+    );
+    assert!(wait_until(T, || api
+        .all_events("veh-a", "location", 10)
+        .unwrap()
+        .len()
+        == 1));
     // veh-b as itself gets through: the refusal above was about who, not what.
-    mosquitto_pub(broker.port(), "veh-b", &up("veh-b", "location"), &batch("veh-b", "location", &[ev(3)]));
-    assert!(wait_until(T, || api.all_events("veh-b", "location", 10).unwrap().len() == 1));
-    assert_eq!(ids(&api.all_events("veh-b", "location", 10).unwrap()), ["3-0"], "veh-a's forgery never stored");
+    mosquitto_pub(
+        broker.port(),
+        "veh-b",
+        &up("veh-b", "location"),
+        &batch("veh-b", "location", &[ev(3)]),
+    );
+    assert!(wait_until(T, || api
+        .all_events("veh-b", "location", 10)
+        .unwrap()
+        .len()
+        == 1));
+    assert_eq!(
+        ids(&api.all_events("veh-b", "location", 10).unwrap()),
+        ["3-0"],
+        "veh-a's forgery never stored"
+    );
 }
