@@ -50,9 +50,9 @@ pub struct Job {
 #[derive(Debug)]
 pub enum Refused {
     /// Not now (link down, transport busy): stays queued, retried later.
-    Unreachable(Job),
+    Unreachable(Box<Job>),
     /// Never (e.g. `too_long`, no node number): receipt `failed` with this reason.
-    Invalid(Job, String),
+    Invalid(Box<Job>, String),
 }
 
 /// What became of a submitted message.
@@ -156,7 +156,7 @@ impl Deliver for ChannelDeliver {
     fn submit(&self, job: Job) -> Result<(), Refused> {
         self.tx.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => {
-                Refused::Unreachable(j)
+                Refused::Unreachable(Box::new(j))
             }
         })
     }
