@@ -8,7 +8,9 @@
 //! the device's next message go; `Delivered` or `Failed` may still follow a `Sent`.
 //!
 //! # Plugging in a transport (issue 13 `meshtastic-serial`, issue 14 `tak`)
-//! 1. Add the profile kind to [`crate::config::profile::DownlinkKind`] (and its checks).
+//! 1. Add the profile kind to [`crate::config::profile::DownlinkKind`] (and its checks; a text
+//!    limit known up front, like Meshtastic's 233 bytes, goes in [`super::accept`] so the
+//!    message fails at once instead of waiting).
 //! 2. Implement [`Deliver`]: `handles` names the kinds, `reachable` says whether the link to
 //!    that device is up (the dispatcher keeps the message queued otherwise), `submit` hands
 //!    the [`Job`] to the transport's own task without waiting — e.g. `try_send` on the
@@ -18,12 +20,16 @@
 //!    routing error `Failed("MAX_RETRANSMIT")`, no ack before its timeout `Sent`; a TAK
 //!    `b-t-f-d` receipt is `Delivered`.
 //! 4. Register it in [`super::transports`].
+//!
+//! A transport that is a task reading an `mpsc` channel (the serial Meshtastic radio, a TAK
+//! connection) needs no `Deliver` impl of its own: [`ChannelDeliver`] is one.
 //! Reports name `(msg_id, dev)`; a stale or repeated one is ignored, so a transport may report
 //! after a restart without harm. Receipts and their exactly-once delivery are the dispatcher's.
 
 use crate::config::profile::DownlinkKind;
 use crate::config::Profile;
 use outpost_proto::down::Kind;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -44,9 +50,9 @@ pub struct Job {
 #[derive(Debug)]
 pub enum Refused {
     /// Not now (link down, transport busy): stays queued, retried later.
-    Unreachable(Job),
+    Unreachable(Box<Job>),
     /// Never (e.g. `too_long`, no node number): receipt `failed` with this reason.
-    Invalid(Job, String),
+    Invalid(Box<Job>, String),
 }
 
 /// What became of a submitted message.
@@ -105,4 +111,90 @@ pub trait Deliver: Send + Sync {
     fn reachable(&self, dev: &str) -> bool;
     /// Hands `job` over without waiting.
     fn submit(&self, job: Job) -> Result<(), Refused>;
+}
+
+/// A [`Deliver`] that hands jobs to a task over a bounded channel: the task sets `up` while its
+/// link works and reports on its [`Reporter`]. A full or closed channel keeps the message
+/// queued (retried on the next turn).
+pub struct ChannelDeliver {
+    name: &'static str,
+    kinds: Vec<DownlinkKind>,
+    tx: mpsc::Sender<Job>,
+    up: Arc<AtomicBool>,
+}
+
+impl ChannelDeliver {
+    /// A transport `name` for `kinds`, feeding `tx`; reachable while `up` is set.
+    pub fn new(
+        name: &'static str,
+        kinds: Vec<DownlinkKind>,
+        tx: mpsc::Sender<Job>,
+        up: Arc<AtomicBool>,
+    ) -> Self {
+        ChannelDeliver {
+            name,
+            kinds,
+            tx,
+            up,
+        }
+    }
+}
+
+impl Deliver for ChannelDeliver {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn handles(&self, kind: DownlinkKind) -> bool {
+        self.kinds.contains(&kind)
+    }
+
+    fn reachable(&self, _dev: &str) -> bool {
+        self.up.load(Relaxed) && !self.tx.is_closed()
+    }
+
+    fn submit(&self, job: Job) -> Result<(), Refused> {
+        self.tx.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => {
+                Refused::Unreachable(Box::new(j))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn job(id: &str) -> Job {
+        let p = "name = \"p\"\ndescription = \"d\"\nversion = 1\ndecoder = \"meshtastic\"\n[mqtt]\ntopic = \"msh/#\"\n[downlink]\ntype = \"meshtastic\"\n";
+        Job {
+            msg_id: id.into(),
+            dev: "!0000002a".into(),
+            text: "hi".into(),
+            kind: Kind::Text,
+            profile: Arc::new(Profile::parse(Path::new("p.toml"), p).unwrap()),
+            topic: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_full_channel_hands_the_job_back() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let up = Arc::new(AtomicBool::new(false));
+        let d = ChannelDeliver::new("serial", vec![DownlinkKind::Meshtastic], tx, up.clone());
+        assert!(d.handles(DownlinkKind::Meshtastic) && !d.handles(DownlinkKind::Json));
+        assert!(!d.reachable("!0000002a"), "link not up yet");
+        up.store(true, Relaxed);
+        assert!(d.reachable("!0000002a"));
+        assert!(d.submit(job("a")).is_ok());
+        match d.submit(job("b")) {
+            Err(Refused::Unreachable(j)) => assert_eq!(j.msg_id, "b"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(rx.try_recv().unwrap().msg_id, "a");
+        drop(rx);
+        assert!(!d.reachable("!0000002a"), "task gone");
+    }
 }

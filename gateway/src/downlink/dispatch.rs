@@ -15,14 +15,16 @@ use crate::store::StoreError;
 use crate::util::ratelimit::LogGate;
 use chrono::Utc;
 use outpost_proto::down::Kind;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 /// How often queues are looked at (a new message, a device coming online, an expiry).
 const TICK: Duration = Duration::from_millis(200);
+/// A submitted message without any report for this long is queued again (sent once more).
+const SENDING_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The dispatcher's state.
 pub struct Dispatcher {
@@ -32,6 +34,9 @@ pub struct Dispatcher {
     reports: mpsc::Receiver<Report>,
     /// Reports not yet recorded (Redis was down): retried next turn, in order.
     unrecorded: VecDeque<Report>,
+    /// When each in-flight (msg_id, dev) was submitted: a transport that never reports (a lost
+    /// connection, a bug) must not hold the device's queue forever.
+    submitted: HashMap<(String, String), Instant>,
     gate: LogGate,
 }
 
@@ -48,6 +53,7 @@ impl Dispatcher {
             transports,
             reports,
             unrecorded: VecDeque::new(),
+            submitted: HashMap::new(),
             gate: LogGate::default(),
         }
     }
@@ -134,7 +140,9 @@ impl Dispatcher {
         Ok(())
     }
 
-    async fn record(&self, msg_id: &str, dev: &str, o: &Outcome) -> Result<(), StoreError> {
+    async fn record(&mut self, msg_id: &str, dev: &str, o: &Outcome) -> Result<(), StoreError> {
+        self.submitted
+            .remove(&(msg_id.to_string(), dev.to_string()));
         let (from, state, reason): (&[&str], _, _) = match o {
             Outcome::Sent => (&["sending"], ReceiptState::Sent, None),
             Outcome::Delivered => (&["sending", "sent"], ReceiptState::Delivered, None),
@@ -185,10 +193,31 @@ impl Dispatcher {
             let Some(head) = self.ctx.store.down_queue(&dev, 1).await?.pop() else {
                 continue;
             };
-            if head.state == "queued" {
-                self.try_send(head).await?;
+            match head.state.as_str() {
+                "queued" => self.try_send(head).await?,
+                "sending" => self.check_stuck(&head).await?,
+                _ => {}
             }
         }
+        Ok(())
+    }
+
+    /// Queues a message again whose transport never reported within [`SENDING_TIMEOUT`].
+    async fn check_stuck(&mut self, q: &Queued) -> Result<(), StoreError> {
+        let key = (q.msg_id.clone(), q.dev.clone());
+        let since = *self
+            .submitted
+            .entry(key.clone())
+            .or_insert_with(Instant::now);
+        if since.elapsed() < SENDING_TIMEOUT {
+            return Ok(());
+        }
+        warn!(msg_id = %q.msg_id, dev = %q.dev, "downlink: no report from the transport; sending again");
+        self.submitted.remove(&key);
+        self.ctx
+            .store
+            .down_move(&q.msg_id, &q.dev, &["sending"], "queued", None)
+            .await?;
         Ok(())
     }
 
@@ -232,7 +261,13 @@ impl Dispatcher {
         {
             return Ok(());
         }
-        match t.submit(job) {
+        self.submitted
+            .insert((q.msg_id.clone(), q.dev.clone()), Instant::now());
+        let result = t.submit(job);
+        if result.is_err() {
+            self.submitted.remove(&(q.msg_id.clone(), q.dev.clone()));
+        }
+        match result {
             Ok(()) => {
                 debug!(msg_id = %q.msg_id, dev = %q.dev, via = t.name(), "downlink message submitted")
             }

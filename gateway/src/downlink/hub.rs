@@ -23,7 +23,7 @@ pub async fn run(ctx: Context, profiles: Arc<Profiles>) -> anyhow::Result<()> {
     let u = &ctx.settings.uplink;
     let mut b = u.broker.clone();
     b.client_id = format!("{}-down", b.client_id);
-    let topic = super::super::uplink::topic(&ctx, "down");
+    let topic = crate::uplink::topic(&ctx, "down");
     let mut opts = crate::mqtt_opts::options(&b)?;
     opts.set_clean_session(false)
         .set_manual_acks(true)

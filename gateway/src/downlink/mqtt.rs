@@ -106,11 +106,11 @@ impl Deliver for MqttDeliver {
 
     fn submit(&self, job: Job) -> Result<(), Refused> {
         let Some(d) = job.profile.downlink() else {
-            return Err(Refused::Invalid(job, "no_downlink".into()));
+            return Err(Refused::Invalid(Box::new(job), "no_downlink".into()));
         };
         let wire = match render(&job, d) {
             Ok(w) => w,
-            Err(reason) => return Err(Refused::Invalid(job, reason)),
+            Err(reason) => return Err(Refused::Invalid(Box::new(job), reason)),
         };
         // Under the lock, so the queue order is the order the client assigns packet ids.
         let mut q = self.unassigned.lock().expect("downlink lock");
@@ -122,7 +122,7 @@ impl Deliver for MqttDeliver {
                 q.push_back((job.msg_id, job.dev));
                 Ok(())
             }
-            Err(_) => Err(Refused::Unreachable(job)),
+            Err(_) => Err(Refused::Unreachable(Box::new(job))),
         }
     }
 }
