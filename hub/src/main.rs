@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     outpost::cli::init_tracing();
     match cli.command {
-        Command::Check { config } => match Settings::load(&config) {
+        Command::Check { config } => match load(&config) {
             Ok(s) => {
                 println!(
                     "{}: ok (hub {}, region {})",
@@ -53,12 +53,7 @@ fn main() -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
-            Err(p) => {
-                for l in p.lines() {
-                    eprintln!("{l}");
-                }
-                ExitCode::from(1)
-            }
+            Err(code) => code,
         },
         Command::Sync {
             from,
@@ -75,56 +70,44 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let rt = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("outpost-hub: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let result = rt.block_on(async {
+            block_on("sync", async {
                 let src = outpost_hub::store::Store::connect(&from).await?;
                 let dst = outpost_hub::store::Store::connect(&to).await?;
-                outpost_hub::sync::sync(&src, &dst, &mut std::io::stderr()).await
-            });
-            match result {
-                Ok(c) => {
-                    println!(
-                        "synced: {} gateways, {} events seen, {} copied",
-                        c.gateways, c.seen, c.copied
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("outpost-hub sync: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
+                let c = outpost_hub::sync::sync(&src, &dst, &mut std::io::stderr()).await?;
+                println!(
+                    "synced: {} gateways, {} events seen, {} copied",
+                    c.gateways, c.seen, c.copied
+                );
+                Ok(())
+            })
         }
-        Command::Run { config } => {
-            let settings = match Settings::load(&config) {
-                Ok(s) => s,
-                Err(p) => {
-                    for l in p.lines() {
-                        eprintln!("{l}");
-                    }
-                    return ExitCode::from(1);
-                }
-            };
-            let rt = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("outpost-hub: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            match rt.block_on(outpost_hub::run(settings)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("outpost-hub: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
+        Command::Run { config } => match load(&config) {
+            Ok(settings) => block_on("run", outpost_hub::run(settings)),
+            Err(code) => code,
+        },
+    }
+}
+
+/// Loads `hub.toml`; every problem printed (`file:line:col: …`) and exit code 1 when invalid.
+fn load(config: &std::path::Path) -> Result<Settings, ExitCode> {
+    Settings::load(config).map_err(|p| {
+        for l in p.lines() {
+            eprintln!("{l}");
+        }
+        ExitCode::from(1)
+    })
+}
+
+/// Runs `f` on a tokio runtime; a failure is printed and exits 2 (runtime failure).
+fn block_on(what: &str, f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(f));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("outpost-hub {what}: {e:#}");
+            ExitCode::from(2)
         }
     }
 }

@@ -52,10 +52,11 @@ fn bad_inputs() -> Vec<Bad> {
             r#"{"_type":"location","lat":52"#,
             "not_json",
         ),
+        // A number in a string is accepted (the apps send them); words are not.
         bad(
-            "lat as a string",
+            "lat as a word",
             PHONE,
-            r#"{"_type":"location","lat":"52.1","lon":13.4}"#,
+            r#"{"_type":"location","lat":"north","lon":13.4}"#,
             "bad_field",
         ),
         bad(
@@ -119,15 +120,15 @@ fn bad_inputs() -> Vec<Bad> {
             "missing_field",
         ),
         bad(
-            "mesh without id",
+            "mesh without from",
             RADIO,
-            r#"{"from":1,"type":"text","payload":{"text":"hi"}}"#,
+            r#"{"id":1,"type":"text","payload":{"text":"hi"}}"#,
             "missing_field",
         ),
         bad("1 MiB payload", PHONE, huge, "too_large"),
         bad("invalid UTF-8", PHONE, invalid_utf8, "bad_utf8"),
         bad("text over 4 KiB", RADIO, long_text.to_string(), "bad_field"),
-        // Matches the profile's filter `owntracks/+/+` but has no device id in it.
+        // Matches the profile's filter `owntracks/+/+/#` but has no device id in it.
         bad(
             "empty user level",
             "owntracks//phone",

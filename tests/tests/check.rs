@@ -298,7 +298,7 @@ fn profile_unknown_key_is_reported() {
     check_profile(
         "unknown-key",
         &[
-            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`, `downlink`"#,
+            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`, `downlink`, `owntracks`"#,
             r#"8:1: mqtt: missing key `topic`"#,
             r#"9:1: mqtt: unknown key `topics`, expected `topic` or `device_id`"#,
         ],
@@ -373,6 +373,18 @@ fn profile_bad_downlink_is_reported() {
             r#"16:11: downlink.payload: not JSON once filled in (expected value at line 1 column 9); put {text} inside quotes"#,
             r#"17:8: downlink.from: not used by downlink type "json""#,
             r#"18:13: downlink.ack_topic: needs downlink.ack_pointer (where the msg_id is)"#,
+        ],
+    );
+}
+
+#[test]
+fn profile_owntracks_options_are_checked() {
+    check_profile(
+        "owntracks-options",
+        &[
+            r#"7:9: mqtt.topic: "owntracks/#/event": '#' must be a whole last level"#,
+            r#"11:12: owntracks.key_file: cannot read profiles/missing.key: No such file or directory (os error 2)"#,
+            r#"12:21: owntracks.transition_status: invalid type: string "yes", expected a boolean"#,
         ],
     );
 }

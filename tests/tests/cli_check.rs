@@ -137,9 +137,10 @@ fn expected_events() -> Vec<Value> {
         json!({"dev":"anna-phone","class":"location","lat":51.06263391678321,"lon":13.60279820860699,
                "alt":262,"speed":5,"course":82,"acc":10,"ts":"2015-08-24T08:40:01.000Z","ts_src":"device"}),
         json!({"dev":"anna-phone","class":"status","battery":99,"ts":"2015-08-24T08:40:01.000Z","ts_src":"device"}),
-        json!({"dev":"ben-tablet","class":"status","extra":{"transition":"leave","region":"Staging area"},
-               "ts":"2017-06-14T21:41:00.000Z","ts_src":"device"}),
+        // A transition: where the device was, then the region it crossed (issue 15).
         json!({"dev":"ben-tablet","class":"location","lat":48.85833,"lon":2.29513,"acc":17,
+               "ts":"2017-06-14T21:41:00.000Z","ts_src":"device"}),
+        json!({"dev":"ben-tablet","class":"status","extra":{"transition":"leave","region":"Staging area"},
                "ts":"2017-06-14T21:41:00.000Z","ts_src":"device"}),
     ]
 }

@@ -184,10 +184,90 @@ fn meshtastic_decodes_position_telemetry_and_text() {
         "mqtt/meshtastic.txt",
         &[
             r#"{"dev":"!da65ade0","class":"location","lat":51.772,"lon":0.0395,"alt":85,"ts":"2024-04-28T09:10:45.000Z","ts_src":"device"}"#,
-            r#"{"dev":"!7efeb2c8","class":"status","extra":{"air_util_tx":0,"channel_utilization":0},"ts":"<gateway clock>","ts_src":"gateway"}"#,
-            r#"{"dev":"!da65ade0","class":"status","battery":87,"voltage":4.02,"uptime":5210,"extra":{"air_util_tx":0.8,"channel_utilization":3.5},"ts":"<gateway clock>","ts_src":"gateway"}"#,
+            r#"{"dev":"!7efeb2c8","class":"status","extra":{"air_util_tx":0,"channel_utilization":0,"telemetry":"device"},"ts":"<gateway clock>","ts_src":"gateway"}"#,
+            r#"{"dev":"!da65ade0","class":"status","battery":87,"voltage":4.02,"uptime":5210,"extra":{"air_util_tx":0.8,"channel_utilization":3.5,"telemetry":"device"},"ts":"<gateway clock>","ts_src":"gateway"}"#,
         ],
         "4 events, 0 problems",
+    );
+}
+
+/// What the OwnTracks apps really send (issue 15): string numbers, -1 sentinels, a battery that
+/// is not a number, transitions on `…/event`, and the types that carry no event. Every position
+/// is kept; the malformed battery fields are reported as dropped, not as problems.
+#[test]
+fn owntracks_keeps_every_position_the_apps_send() {
+    let (events, last) = decode("owntracks", "mqtt/owntracks-apps.txt");
+    assert_eq!(last, "14 events, 0 problems, 3 fields dropped");
+    let locations = events
+        .iter()
+        .filter(|e| e.contains(r#""class":"location""#));
+    assert_eq!(locations.count(), 7);
+    assert_eq!(
+        &events[3..5],
+        [
+            r#"{"dev":"anna-phone","class":"location","lat":51.0629,"lon":13.6041,"acc":65,"ts":"2015-08-24T08:41:01.000Z","ts_src":"device"}"#,
+            r#"{"dev":"anna-phone","class":"location","lat":51.0631,"lon":13.6045,"acc":65,"ts":"2015-08-24T08:42:01.000Z","ts_src":"device"}"#,
+        ]
+    );
+    assert_eq!(
+        &events[12..14],
+        [
+            r#"{"dev":"ben-tablet","class":"location","lat":48.85833,"lon":2.29513,"acc":17,"ts":"2017-06-14T21:41:00.000Z","ts_src":"device"}"#,
+            r#"{"dev":"ben-tablet","class":"status","extra":{"region":"Staging area","transition":"leave"},"ts":"2017-06-14T21:41:00.000Z","ts_src":"device"}"#,
+        ]
+    );
+}
+
+/// `_type: encrypted` payloads made with libsodium (PyNaCl), decrypted with the profile's
+/// `key_file`; the one sealed with another secret is a `decrypt_failed` problem.
+#[test]
+fn owntracks_decrypts_payloads_with_the_profiles_key_file() {
+    let (events, last) = decode(
+        "gateway/tests/fixtures/mqtt/owntracks-e2e.toml",
+        "mqtt/owntracks-encrypted.txt",
+    );
+    assert_eq!(last, "4 events, 1 problems");
+    assert_eq!(
+        events,
+        [
+            r#"{"dev":"anna-phone","class":"location","lat":51.06263391678321,"lon":13.60279820860699,"alt":262,"speed":5,"course":82,"acc":10,"ts":"2015-08-24T08:40:01.000Z","ts_src":"device"}"#,
+            r#"{"dev":"anna-phone","class":"status","battery":99,"ts":"2015-08-24T08:40:01.000Z","ts_src":"device"}"#,
+            r#"{"dev":"ben-tablet","class":"location","lat":48.85833,"lon":2.29513,"acc":17,"ts":"2017-06-14T21:41:00.000Z","ts_src":"device"}"#,
+            r#"{"dev":"ben-tablet","class":"status","extra":{"region":"Staging area","transition":"leave"},"ts":"2017-06-14T21:41:00.000Z","ts_src":"device"}"#,
+        ]
+    );
+}
+
+/// Meshtastic firmware variants (issue 15): the pre-2.3 and double-slash topics, signed ids,
+/// battery 101, environment and power telemetry, omitted zero fields.
+#[test]
+fn meshtastic_decodes_every_firmware_variant() {
+    let (events, last) = decode("meshtastic", "mqtt/meshtastic-firmware.txt");
+    assert_eq!(last, "9 events, 0 problems");
+    assert_eq!(
+        &events[..3],
+        [
+            r#"{"dev":"!da65ade0","class":"location","lat":51.772,"lon":0.0395,"alt":85,"ts":"2024-04-28T09:13:20.000Z","ts_src":"device"}"#,
+            r#"{"dev":"!da65ade0","class":"location","lat":51.772,"lon":0.0395,"alt":85,"ts":"2024-04-28T09:13:20.000Z","ts_src":"device"}"#,
+            r#"{"dev":"!da65ade0","class":"status","voltage":4.23,"charging":true,"uptime":86400,"extra":{"air_util_tx":0.6,"channel_utilization":4.1,"external_power":true,"telemetry":"device"},"ts":"<gateway clock>","ts_src":"gateway"}"#,
+        ]
+    );
+    assert!(
+        events[3].contains(r#""temperature":21.5"#)
+            && events[3].contains(r#""telemetry":"environment""#)
+    );
+    assert!(events[8].contains(r#""to":"!da65ade0""#), "{}", events[8]);
+}
+
+/// gpsd as a client reads it (issue 15): a newer protocol major, several reports on a line,
+/// a class the decoder does not know.
+#[test]
+fn gpsd_decodes_concatenated_reports_of_a_newer_daemon() {
+    let (events, last) = decode("gpsd", "serial/gpsd-real.jsonl");
+    assert_eq!(last, "2 events, 0 problems");
+    assert_eq!(
+        events[0],
+        r#"{"dev":"gpsd-real","class":"location","lat":38.110494333,"lon":-122.626897333,"alt":83,"speed":0.031,"hdop":0.56,"acc":2.565,"fix":"dgps","sats":16,"ts":"2020-07-11T22:37:46.000Z","ts_src":"gps"}"#
     );
 }
 

@@ -276,3 +276,76 @@ fn text_logs_have_no_colour_codes_when_not_a_terminal() {
     assert!(gw.wait_for_log("redis connected", T));
     assert!(!gw.log().contains('\u{1b}'), "ANSI escapes in the journal");
 }
+
+/// Issue 15: a malformed optional field is left out, counted as `bad_field:<name>` in
+/// `<prefix>:drops` and `/metrics` like any drop reason, and logged; the event itself is kept.
+/// Transitions on `…/event` and cards on `…/info` reach the shipped profile.
+#[test]
+fn a_malformed_optional_field_is_counted_and_its_event_kept() {
+    let bench = outpost_system_tests::Rig::new().unwrap();
+    let port = free_port();
+    let cfg = bench
+        .config()
+        .mqtt("owntracks")
+        .ops_listen(&format!("127.0.0.1:{port}"));
+    let gw = bench.start(&cfg).unwrap();
+    let d = bench.device("phone-anna").unwrap();
+    let tst = chrono::Utc::now().timestamp();
+    d.publish_many_qos1([
+        (
+            "owntracks/anna/phone".to_string(),
+            format!(r#"{{"_type":"location","lat":52.52,"lon":13.405,"tst":{tst},"batt":true}}"#),
+        ),
+        (
+            "owntracks/anna/phone/event".to_string(),
+            format!(r#"{{"_type":"transition","lat":52.5,"lon":13.4,"tst":"{tst}","event":"enter","desc":"Depot"}}"#),
+        ),
+        (
+            "owntracks/anna/phone/info".to_string(),
+            r#"{"_type":"card","name":"Anna","tid":"AN"}"#.to_string(),
+        ),
+        // A card (often retained, published by others) names a device but is no sign of it.
+        (
+            "owntracks/carl/phone/info".to_string(),
+            r#"{"_type":"card","name":"Carl","tid":"CA"}"#.to_string(),
+        ),
+    ])
+    .unwrap();
+    assert!(
+        bench.hub.wait_for_events("location", 2, T),
+        "both positions kept: {:?}\n{}",
+        bench.hub.events_of("location"),
+        gw.log()
+    );
+    assert!(bench.hub.wait_for_events("status", 1, T));
+    assert_eq!(bench.hub.events_of("status")[0]["extra"]["region"], "Depot");
+    let want = std::collections::HashMap::from([("bad_field:batt".to_string(), 1u64)]);
+    assert!(
+        wait_until(T, || bench.drops() == want),
+        "drops: {:?}",
+        bench.drops()
+    );
+    let m = get(port, "/metrics").unwrap().1;
+    assert_eq!(
+        sample(&m, "outpost_drops_total{reason=\"bad_field:batt\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(gw.log().contains("malformed field dropped"), "{}", gw.log());
+    assert!(
+        wait_until(T, || bench
+            .hget("outpost:dev:anna-phone", "name")
+            .as_deref()
+            == Some("Anna")),
+        "card name recorded"
+    );
+    assert!(wait_until(T, || bench
+        .hget("outpost:dev:carl-phone", "name")
+        .is_some()));
+    assert_eq!(bench.hget("outpost:dev:carl-phone", "presence"), None);
+    assert!(bench
+        .hub
+        .events_of("presence")
+        .iter()
+        .all(|e| e["dev"] != "carl-phone"));
+}

@@ -34,21 +34,17 @@ fn have_systemd_analyze() -> bool {
     ok
 }
 
-#[test]
-fn unit_passes_systemd_analyze_verify() {
-    if !have_systemd_analyze() {
-        return;
-    }
+/// `systemd-analyze verify` of `unit` (in systemd/) with its ExecStart pointed at `bin`.
+fn verify_unit(unit_name: &str, exec: &str, bin: &Path) {
     // verify insists that ExecStart= exists: point a copy at the binary we just built.
     let dir = tempfile::tempdir().unwrap();
-    let unit = std::fs::read_to_string(unit_path()).unwrap();
-    let bin = outpost_bin().unwrap();
-    assert!(unit.contains("ExecStart=/usr/bin/outpost run"), "{unit}");
+    let unit = std::fs::read_to_string(workspace_root().join("systemd").join(unit_name)).unwrap();
+    assert!(unit.contains(&format!("ExecStart={exec} run")), "{unit}");
     let copy = unit.replace(
-        "ExecStart=/usr/bin/outpost",
+        &format!("ExecStart={exec}"),
         &format!("ExecStart={}", bin.display()),
     );
-    let path = dir.path().join("outpost.service");
+    let path = dir.path().join(unit_name);
     std::fs::write(&path, copy).unwrap();
     let out = Command::new("systemd-analyze")
         .arg("verify")
@@ -57,21 +53,15 @@ fn unit_passes_systemd_analyze_verify() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "verify failed:\n{stderr}");
-    let own: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("outpost.service"))
-        .collect();
+    let own: Vec<&str> = stderr.lines().filter(|l| l.contains(unit_name)).collect();
     assert!(own.is_empty(), "verify complains:\n{stderr}");
 }
 
-#[test]
-fn unit_exposure_is_at_most_2_5() {
-    if !have_systemd_analyze() {
-        return;
-    }
+/// `systemd-analyze security --offline=true` score of systemd/`unit_name`.
+fn exposure(unit: &Path) -> f64 {
     let out = Command::new("systemd-analyze")
         .args(["security", "--offline=true", "--no-pager"])
-        .arg(unit_path())
+        .arg(unit)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -84,14 +74,54 @@ fn unit_exposure_is_at_most_2_5() {
                 String::from_utf8_lossy(&out.stderr)
             )
         });
-    let score: f64 = line
-        .split(':')
+    println!("{}: {line}", unit.display());
+    line.split(':')
         .nth(1)
         .and_then(|r| r.split_whitespace().next())
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("cannot parse {line:?}"));
-    println!("{line}");
-    assert!(score <= MAX_EXPOSURE, "{line}\n{text}");
+        .unwrap_or_else(|| panic!("cannot parse {line:?}"))
+}
+
+#[test]
+fn unit_passes_systemd_analyze_verify() {
+    if !have_systemd_analyze() {
+        return;
+    }
+    verify_unit(
+        "outpost.service",
+        "/usr/bin/outpost",
+        &outpost_bin().unwrap(),
+    );
+}
+
+#[test]
+fn hub_unit_passes_systemd_analyze_verify() {
+    if !have_systemd_analyze() {
+        return;
+    }
+    verify_unit(
+        "outpost-hub.service",
+        "/usr/bin/outpost-hub",
+        &outpost_system_tests::hub_bin().unwrap(),
+    );
+}
+
+#[test]
+fn unit_exposure_is_at_most_2_5() {
+    if !have_systemd_analyze() {
+        return;
+    }
+    let score = exposure(&unit_path());
+    assert!(score <= MAX_EXPOSURE, "{score}");
+}
+
+#[test]
+fn hub_unit_exposure_is_at_most_2_5() {
+    if !have_systemd_analyze() {
+        return;
+    }
+    let score = exposure(&workspace_root().join("systemd/outpost-hub.service"));
+    assert!(score <= MAX_EXPOSURE, "{score}");
 }
 
 #[test]

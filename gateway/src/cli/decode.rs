@@ -52,7 +52,7 @@ pub fn decode(
         }
         DecoderKind::Nmea | DecoderKind::Gpsd => {
             crate::ingest::lines::decode_capture(&profile, dev, &input, &mut |n, r| {
-                out.result(n, r)
+                out.decoded(n, r)
             })
         }
         _ => unreachable!("every decoder kind is handled above"),
@@ -62,7 +62,10 @@ pub fn decode(
 
 fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Result<()> {
     let decoder = MqttDecoder::from_profile(profile)?;
-    let filter = profile.topic().unwrap_or("#");
+    let filters = match profile.topics() {
+        t if t.is_empty() => vec!["#"],
+        t => t,
+    };
     let template = match profile.device_id_template() {
         Some(t) => DeviceIdTemplate::parse(t).map_err(InvalidInput)?,
         None => DeviceIdTemplate::last_level(),
@@ -78,10 +81,17 @@ fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Res
             continue;
         };
         let (topic, payload) = (String::from_utf8_lossy(&line[..sp]), &line[sp + 1..]);
-        if !matches(filter, &topic) {
+        if !filters.iter().any(|f| matches(f, &topic)) {
             out.problem(
                 n,
-                &format!("topic {topic:?} does not match the profile's filter {filter:?}"),
+                &format!(
+                    "topic {topic:?} does not match the profile's filter {}",
+                    filters
+                        .iter()
+                        .map(|f| format!("{f:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
             );
             continue;
         }
@@ -90,7 +100,13 @@ fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Res
             continue;
         };
         match decoder.decode(&dev, payload, Utc::now()) {
-            Ok(d) => d.events.iter().for_each(|e| out.event(e)),
+            Ok(d) => {
+                d.dropped.iter().for_each(|f| out.dropped(n, f));
+                if let Some(name) = &d.device_name {
+                    eprintln!("line {n}: device {dev:?} is named {name:?}");
+                }
+                d.events.iter().for_each(|e| out.event(e));
+            }
             Err(e) => out.problem(n, &format!("{e} [{}]", e.reason())),
         }
     }
@@ -152,6 +168,7 @@ struct Output {
     w: BufWriter<std::io::Stdout>,
     events: usize,
     problems: usize,
+    dropped: usize,
 }
 
 impl Output {
@@ -160,6 +177,7 @@ impl Output {
             w: BufWriter::new(std::io::stdout()),
             events: 0,
             problems: 0,
+            dropped: 0,
         }
     }
 
@@ -173,6 +191,13 @@ impl Output {
         eprintln!("line {line}: {msg}");
     }
 
+    /// A malformed optional field left out of an event that was kept: reported, but not a
+    /// problem (nothing was lost but that field).
+    fn dropped(&mut self, line: usize, f: &crate::decode::DroppedField) {
+        self.dropped += 1;
+        eprintln!("line {line}: {f} [{}]", f.reason());
+    }
+
     fn result(&mut self, line: usize, r: Result<Option<Event>, crate::decode::DecodeError>) {
         match r {
             Ok(Some(e)) => self.event(&e),
@@ -181,9 +206,30 @@ impl Output {
         }
     }
 
+    fn decoded(
+        &mut self,
+        line: usize,
+        r: Result<crate::decode::Decoded, crate::decode::DecodeError>,
+    ) {
+        match r {
+            Ok(d) => {
+                d.dropped.iter().for_each(|f| self.dropped(line, f));
+                d.events.iter().for_each(|e| self.event(e));
+            }
+            Err(e) => self.problem(line, &format!("{e} [{}]", e.reason())),
+        }
+    }
+
     fn finish(mut self) -> anyhow::Result<ExitCode> {
         self.w.flush()?;
-        eprintln!("{} events, {} problems", self.events, self.problems);
+        let dropped = match self.dropped {
+            0 => String::new(),
+            n => format!(", {n} fields dropped"),
+        };
+        eprintln!(
+            "{} events, {} problems{dropped}",
+            self.events, self.problems
+        );
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -182,16 +182,23 @@ fn mqtt_sources(
             );
             continue;
         }
-        let topic = match &m.topic {
+        // One source per filter: a profile may list several (e.g. Meshtastic with and
+        // without a region level); an override in the config is one filter.
+        let topics: Vec<String> = match &m.topic {
             Some(t) => {
                 if let Err(e) = crate::ingest::topic::validate_filter(t.get_ref()) {
                     p.push(Some(t.span()), format!("mqtt.topic: {e}"));
                 }
-                t.get_ref().clone()
+                vec![t.get_ref().clone()]
             }
-            None => profile.topic().unwrap_or_default().to_string(),
+            None => profile.topics().into_iter().map(str::to_string).collect(),
         };
-        out.push(MqttSource { profile, topic });
+        for topic in topics {
+            out.push(MqttSource {
+                profile: profile.clone(),
+                topic,
+            });
+        }
     }
     out
 }

@@ -2,11 +2,14 @@
 //! sockets), so they can be fuzzed, benchmarked and run offline by `outpost decode`.
 
 mod dispatch;
+mod dropped;
 pub mod json;
 pub mod meshtastic;
 pub mod owntracks;
 
 pub use dispatch::MqttDecoder;
+pub use dropped::DroppedField;
+pub(crate) use dropped::Drops;
 use thiserror::Error;
 
 pub mod at_modem;
@@ -35,6 +38,8 @@ pub enum DecodeError {
     Unsupported(String),
     #[error("malformed: {0}")]
     Malformed(String),
+    #[error("cannot decrypt: {0}")]
+    DecryptFailed(String),
 }
 
 impl DecodeError {
@@ -50,6 +55,7 @@ impl DecodeError {
             DecodeError::BadChecksum => "bad_checksum",
             DecodeError::Unsupported(_) => "unsupported",
             DecodeError::Malformed(_) => "malformed",
+            DecodeError::DecryptFailed(_) => "decrypt_failed",
         }
     }
 
@@ -69,6 +75,16 @@ pub struct Decoded {
     /// A key that identifies this input across relays and redeliveries (e.g. a Meshtastic packet
     /// id). The store drops an input whose key it has seen recently.
     pub dedup_key: Option<String>,
+    /// Malformed optional fields that were left out while the rest of the input was kept
+    /// (docs/device-profiles.md, "Malformed fields"); each is counted as `bad_field:<name>`.
+    pub dropped: Vec<DroppedField>,
+    /// A display name the device announced for itself (an OwnTracks `card`), if this input
+    /// carried one.
+    pub device_name: Option<String>,
+    /// This input says nothing about whether the device is there (a command sent *to* it, a
+    /// retained card another client published), so it must not mark the device online.
+    /// Only meaningful with no events.
+    pub silent: bool,
 }
 
 /// Helpers shared by the decoders' unit tests.

@@ -3,7 +3,7 @@
 //! offline is what the gateway would forward.
 
 use crate::config::{DecoderKind, Profile};
-use crate::decode::{gpsd::GpsdDecoder, nmea::NmeaDecoder, DecodeError};
+use crate::decode::{gpsd::GpsdDecoder, nmea::NmeaDecoder, DecodeError, Decoded};
 use crate::event::{Body, Event};
 use crate::policy::PolicyState;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -47,12 +47,23 @@ impl LineDecoder {
         }
     }
 
-    /// Decodes one line; `Ok(None)` when it completes nothing or the policy holds the fix back.
-    pub fn line(&mut self, line: &str, now: DateTime<Utc>) -> Result<Option<Event>, DecodeError> {
+    /// Decodes one line: one result per report on it (NMEA: one; gpsd: one per JSON object).
+    /// A result's events are empty when it completes nothing or the policy holds the fix back.
+    pub fn line(&mut self, line: &str, now: DateTime<Utc>) -> Vec<Result<Decoded, DecodeError>> {
         match self {
-            LineDecoder::Nmea(d, p) => Ok(d.push_line(line)?.and_then(|e| admit(p, e))),
+            LineDecoder::Nmea(d, p) => vec![d.push_line(line).map(|e| Decoded {
+                events: e.and_then(|e| admit(p, e)).into_iter().collect(),
+                ..Default::default()
+            })],
             LineDecoder::Gpsd(d, p, dev) => {
-                Ok(d.push_line(dev, line, now)?.and_then(|e| admit(p, e)))
+                let mut out = d.push_line(dev, line, now);
+                for d in out.iter_mut().flatten() {
+                    d.events = std::mem::take(&mut d.events)
+                        .into_iter()
+                        .filter_map(|e| admit(p, e))
+                        .collect();
+                }
+                out
             }
         }
     }
@@ -79,7 +90,7 @@ pub fn decode_capture(
     profile: &Profile,
     dev: &str,
     bytes: &[u8],
-    out: &mut dyn FnMut(usize, Result<Option<Event>, DecodeError>),
+    out: &mut dyn FnMut(usize, Result<Decoded, DecodeError>),
 ) {
     let today = capture_date(bytes).unwrap_or_else(|| Utc::now().date_naive());
     let Some(mut dec) = LineDecoder::for_profile(profile, dev, Some(today)) else {
@@ -96,12 +107,18 @@ pub fn decode_capture(
             continue;
         }
         match std::str::from_utf8(raw) {
-            Ok(line) => out(n, dec.line(line, now)),
+            Ok(line) => dec.line(line, now).into_iter().for_each(|r| out(n, r)),
             Err(_) => out(n, Err(DecodeError::BadUtf8)),
         }
     }
     if let Some(e) = dec.finish() {
-        out(n, Ok(Some(e)));
+        out(
+            n,
+            Ok(Decoded {
+                events: vec![e],
+                ..Default::default()
+            }),
+        );
     }
 }
 

@@ -228,9 +228,25 @@ async fn worker(
         let mut inputs: Vec<Input> = refused.drain(..).collect();
         let mut to_ack = Vec::new();
         let mut drops: Vec<(String, u64)> = Vec::new();
+        let mut names: Vec<(String, String)> = Vec::new();
         for p in buf.drain(..) {
             match decode(&routes, &p) {
-                Ok(items) => inputs.push(Input { publish: p, items }),
+                Ok(d) => {
+                    // Malformed optional fields: counted and logged like drops, event kept.
+                    for f in &d.dropped {
+                        let reason = f.reason();
+                        ctx.metrics.add_drop(&reason, 1);
+                        if let Some(s) = gate.check(&reason) {
+                            warn!(topic = %p.topic, reason = %reason, error = %f, suppressed = s, "malformed field dropped; event kept");
+                        }
+                        drops.push((reason, 1));
+                    }
+                    names.extend(d.name);
+                    inputs.push(Input {
+                        publish: p,
+                        items: d.items,
+                    })
+                }
                 Err(reason) => {
                     ctx.metrics.add_drop(&reason.0, 1);
                     drops.push((reason.0.clone(), 1));
@@ -270,6 +286,9 @@ async fn worker(
         if let Err(e) = ctx.store.count_drops(&drops).await {
             debug!(error = %e, "could not count drops in redis");
         }
+        if let Err(e) = ctx.store.set_device_names(&names).await {
+            debug!(error = %e, "could not record device names in redis");
+        }
         for p in to_ack {
             if p.qos != QoS::AtMostOnce {
                 let _ = client.ack(&p).await;
@@ -281,14 +300,27 @@ async fn worker(
 /// Why an input was dropped: (reason label, detail).
 struct Drop(String, String);
 
-fn decode(routes: &[Route], p: &Publish) -> Result<Vec<IngestItem>, Drop> {
+/// A decoded input: its store items, the optional fields left out of its events, and the
+/// display name (device, name) it announced.
+struct DecodedInput {
+    items: Vec<IngestItem>,
+    dropped: Vec<crate::decode::DroppedField>,
+    name: Option<(String, String)>,
+}
+
+fn decode(routes: &[Route], p: &Publish) -> Result<DecodedInput, Drop> {
     let route = routes
         .iter()
         .find(|r| matches(&r.filter, &p.topic))
         .ok_or_else(|| Drop("unknown_topic".into(), p.topic.clone()))?;
     if let Some(d) = route.profile.downlink() {
         if crate::downlink::render::is_own_downlink(d, &p.topic) {
-            return Ok(Vec::new()); // our own message to a radio: acknowledged, not an input
+            // Our own message to a radio: acknowledged, not an input.
+            return Ok(DecodedInput {
+                items: Vec::new(),
+                dropped: Vec::new(),
+                name: None,
+            });
         }
     }
     let dev = route
@@ -301,10 +333,24 @@ fn decode(routes: &[Route], p: &Publish) -> Result<Vec<IngestItem>, Drop> {
         .decode(&dev, &p.payload, rx)
         .map_err(|e| Drop(e.reason().into(), e.to_string()))?;
     let hash = input_hash(&[p.topic.as_bytes(), &p.payload]);
+    let name = decoded.device_name.map(|n| (dev.clone(), n));
+    let dropped = decoded.dropped;
     let mut out: Vec<IngestItem> = Vec::new();
+    if decoded.events.is_empty() && decoded.silent {
+        // Nothing to store and no sign of the device: acknowledged as it is.
+        return Ok(DecodedInput {
+            items: out,
+            dropped,
+            name,
+        });
+    }
     if decoded.events.is_empty() {
         out.push(item(route, dev, vec![], &decoded.dedup_key, hash, p, rx));
-        return Ok(out);
+        return Ok(DecodedInput {
+            items: out,
+            dropped,
+            name,
+        });
     }
     // Group events by device (a decoder may name the device, e.g. a Meshtastic sender).
     for e in decoded.events {
@@ -321,7 +367,11 @@ fn decode(routes: &[Route], p: &Publish) -> Result<Vec<IngestItem>, Drop> {
         i.input_hash = Some(hash.wrapping_add(n as u64));
         i.dedup_key = i.dedup_key.as_ref().map(|k| format!("{k}:{n}"));
     }
-    Ok(out)
+    Ok(DecodedInput {
+        items: out,
+        dropped,
+        name,
+    })
 }
 
 fn item(

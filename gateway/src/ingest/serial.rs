@@ -210,13 +210,23 @@ impl DeviceState {
             return events;
         };
         for l in lines {
-            match dec.line(l, Utc::now()) {
-                Ok(Some(e)) => events.push(e),
-                Ok(None) => {}
-                Err(e) => {
-                    drops.push((e.reason().to_string(), 1));
-                    if let Some(s) = self.gate.check(e.reason()) {
-                        warn!(reason = e.reason(), error = %e, suppressed = s, "device line dropped");
+            for r in dec.line(l, Utc::now()) {
+                match r {
+                    Ok(d) => {
+                        for f in &d.dropped {
+                            let reason = f.reason();
+                            if let Some(s) = self.gate.check(&reason) {
+                                warn!(reason = %reason, error = %f, suppressed = s, "malformed field dropped; report kept");
+                            }
+                            drops.push((reason, 1));
+                        }
+                        events.extend(d.events);
+                    }
+                    Err(e) => {
+                        drops.push((e.reason().to_string(), 1));
+                        if let Some(s) = self.gate.check(e.reason()) {
+                            warn!(reason = e.reason(), error = %e, suppressed = s, "device line dropped");
+                        }
                     }
                 }
             }

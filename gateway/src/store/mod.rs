@@ -236,6 +236,21 @@ impl Store {
         Ok(())
     }
 
+    /// Records the display name a device announced (an OwnTracks `card`) as `name` in its
+    /// `<p>:dev:<id>` hash, where `outpost status` shows it.
+    pub async fn set_device_names(&self, names: &[(String, String)]) -> Result<(), StoreError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (dev, name) in names {
+            pipe.hset(self.key(&format!("dev:{dev}")), "name", name)
+                .ignore();
+        }
+        let () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
     /// Replaces the recorded device-broker subscriptions with `now`; returns the previous set.
     pub async fn swap_subscriptions(&self, now: &[String]) -> Result<Vec<String>, StoreError> {
         let key = self.key("devices_mqtt:subscriptions");

@@ -99,6 +99,9 @@ pub struct ClassState {
 #[derive(Debug, Serialize)]
 pub struct Device {
     pub id: String,
+    /// The display name the device announced (OwnTracks card), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub state: String,
     pub last_seen: Option<String>,
     pub last_seen_age_s: Option<i64>,

@@ -161,6 +161,7 @@ fn device(id: String, h: &HashMap<String, String>, now: DateTime<Utc>) -> Device
     });
     Device {
         id,
+        name: h.get("name").cloned(),
         state: h
             .get("presence")
             .cloned()

@@ -86,11 +86,67 @@ impl<'de> Deserialize<'de> for Version {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileMqtt {
-    /// MQTT topic filter the devices publish under.
-    pub topic: Spanned<String>,
+    /// MQTT topic filter(s) the devices publish under: one string, or a list when one filter
+    /// cannot cover every topic form (Meshtastic with and without a region level).
+    pub topic: Spanned<TopicFilters>,
     /// Template of the device id from topic levels, `{0}` being the first level
     /// (default: the last level).
     pub device_id: Option<Spanned<String>>,
+}
+
+/// One or more MQTT topic filters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicFilters(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for TopicFilters {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TopicFilters;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a topic filter, or a list of topic filters")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<TopicFilters, E> {
+                Ok(TopicFilters(vec![s.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<TopicFilters, A::Error> {
+                let mut v = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    v.push(s);
+                }
+                if v.is_empty() {
+                    return Err(serde::de::Error::invalid_length(0, &self));
+                }
+                Ok(TopicFilters(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[owntracks]` of a profile: options of the `owntracks` decoder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OwntracksOptions {
+    /// File holding the secret the apps encrypt with (booklet "Payload encryption"), relative
+    /// to the profile's folder. Without it, `_type: encrypted` messages count as
+    /// `decrypt_failed`.
+    pub key_file: Option<Spanned<String>>,
+    /// Whether a geofence transition also yields a Status with the region and enter/leave (the
+    /// Location is always produced).
+    pub transition_status: bool,
+}
+
+impl Default for OwntracksOptions {
+    fn default() -> Self {
+        OwntracksOptions {
+            key_file: None,
+            transition_status: true,
+        }
+    }
 }
 
 /// Parity of a serial line.
@@ -226,6 +282,8 @@ pub struct RawProfile {
     pub at_modem: Option<Spanned<AtModemOptions>>,
     /// How messages reach these devices (SPEC §8); absent = no downlink.
     pub downlink: Option<RawDownlink>,
+    /// Options of the `owntracks` decoder.
+    pub owntracks: Option<Spanned<OwntracksOptions>>,
 }
 
 fn default_presence_timeout() -> Duration {
@@ -291,9 +349,30 @@ impl Profile {
             .unwrap_or_default()
     }
 
-    /// The MQTT topic filter, if this is an MQTT profile.
-    pub fn topic(&self) -> Option<&str> {
-        self.raw.mqtt.as_ref().map(|m| m.topic.get_ref().as_str())
+    /// The MQTT topic filters (empty unless this is an MQTT profile).
+    pub fn topics(&self) -> Vec<&str> {
+        self.raw
+            .mqtt
+            .as_ref()
+            .map(|m| m.topic.get_ref().0.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// The `[owntracks]` options (defaults when the section is absent).
+    pub fn owntracks(&self) -> OwntracksOptions {
+        self.raw
+            .owntracks
+            .as_ref()
+            .map(|o| o.get_ref().clone())
+            .unwrap_or_default()
+    }
+
+    /// The path of the OwnTracks key file, relative paths taken from the profile's folder.
+    pub fn owntracks_key_path(&self) -> Option<PathBuf> {
+        let o = self.raw.owntracks.as_ref()?.get_ref();
+        let f = o.key_file.as_ref()?;
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        Some(base.join(f.get_ref()))
     }
 
     /// The downlink of this profile, if it has one.

@@ -39,6 +39,7 @@ pub fn validate(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
     serial(raw, cx, p);
     gpsd(raw, cx, p);
     json(raw, cx, p);
+    owntracks(raw, cx, p);
     options(raw, cx, p);
     if let Some(d) = &raw.downlink {
         super::downlink::validate(d, *raw.decoder.get_ref(), &|k| cx.at(k), p);
@@ -102,13 +103,16 @@ fn sections(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
         ("gpsd", &[Gpsd]),
         ("json", &[Json]),
         ("at_modem", &[AtModem]),
+        ("owntracks", &[Owntracks]),
         ("report", &[Nmea, Owntracks, Meshtastic, Gpsd, Json]),
     ];
     for (section, kinds) in allowed {
         let Some(span) = cx.at(section) else { continue };
         if !kinds.contains(&kind) {
             let why = match *section {
-                "json" | "at_modem" => format!("it holds options of decoder {:?}", kinds[0].name()),
+                "json" | "at_modem" | "owntracks" => {
+                    format!("it holds options of decoder {:?}", kinds[0].name())
+                }
                 "report" => "it thins locations and this decoder reports none".to_string(),
                 _ => format!("decoder {:?} {}", kind.name(), transport(kind)),
             };
@@ -141,9 +145,14 @@ fn sections(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
 
 fn mqtt(raw: &RawProfile, p: &mut Problems) {
     let Some(m) = &raw.mqtt else { return };
-    let filter = m.topic.get_ref();
-    if let Err(e) = validate_filter(filter) {
-        p.push(Some(m.topic.span()), format!("mqtt.topic: {e}"));
+    let mut valid = true;
+    for filter in &m.topic.get_ref().0 {
+        if let Err(e) = validate_filter(filter) {
+            p.push(Some(m.topic.span()), format!("mqtt.topic: {e}"));
+            valid = false;
+        }
+    }
+    if !valid {
         return;
     }
     let Some(t) = &m.device_id else { return };
@@ -151,7 +160,13 @@ fn mqtt(raw: &RawProfile, p: &mut Problems) {
         p.push(Some(t.span()), format!("mqtt.device_id: {e}"));
         return;
     }
-    // `{N}` must name a level every matching topic has.
+    for filter in &m.topic.get_ref().0 {
+        device_id_levels(filter, t, p);
+    }
+}
+
+/// `{N}` of the device id template must name a level every topic matching `filter` has.
+fn device_id_levels(filter: &str, t: &Spanned<String>, p: &mut Problems) {
     let levels: Vec<&str> = filter.split('/').collect();
     let open_ended = levels.last() == Some(&"#");
     let fixed = levels.len() - usize::from(open_ended);
@@ -227,6 +242,30 @@ fn json(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
         };
         let span = cx.at(&key).or_else(|| Some(j.span()));
         p.push(span, format!("{key}: {msg}"));
+    }
+}
+
+/// The OwnTracks key file must be readable and hold a secret (checked here so `outpost check`
+/// reports it at its key, not the daemon at start).
+fn owntracks(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
+    let Some(f) = raw
+        .owntracks
+        .as_ref()
+        .and_then(|o| o.get_ref().key_file.clone())
+    else {
+        return;
+    };
+    let path = cx.path.parent().unwrap_or(Path::new(".")).join(f.get_ref());
+    match std::fs::read_to_string(&path) {
+        Err(e) => p.push(
+            Some(f.span()),
+            format!("owntracks.key_file: cannot read {}: {e}", path.display()),
+        ),
+        Ok(s) if s.trim_end_matches(['\r', '\n']).is_empty() => p.push(
+            Some(f.span()),
+            format!("owntracks.key_file: {} is empty", path.display()),
+        ),
+        Ok(_) => {}
     }
 }
 

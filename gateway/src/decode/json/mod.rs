@@ -5,8 +5,10 @@
 //! Per class, an event is produced when its required fields are in the payload (location:
 //! `lat` and `lon`; status: any field; message: `text`; alert: `when` truthy) and silently
 //! skipped when they are absent, because devices often send partial reports. A value that is
-//! present with the wrong type is an error naming its pointer: the mapping or the device is
-//! wrong, and guessing would hide it.
+//! present with the wrong type follows the malformed-field rule (docs/device-profiles.md): an
+//! optional field is left out and counted as `bad_field:<pointer>` (the counter names the
+//! pointer, so a wrong mapping shows in `outpost status`), and the rest is kept; a malformed
+//! device id, time, `lat` or `lon` refuses the payload.
 
 mod mapping;
 pub(crate) mod read;
@@ -17,7 +19,7 @@ use serde_json::Value;
 pub use mapping::{pointer_problem, AlertMap, JsonMapping, LocationMap, MessageMap, StatusMap};
 pub use read::MAX_PAYLOAD_BYTES;
 
-use super::{DecodeError, Decoded};
+use super::{DecodeError, Decoded, Drops};
 use crate::event::{Alert, Body, Event, Fix, Location, Message, Status, TsSrc};
 use read::{check_position, device_or_gateway, plausible_ms};
 
@@ -44,32 +46,38 @@ pub fn decode(
         None => (now, TsSrc::Gateway),
         Some(p) => device_or_gateway(timestamp(root.pointer(p), p, now)?, now),
     };
+    let mut drops = Drops::default();
     let location = match &mapping.location {
-        Some(m) => location(&root, m)?,
+        Some(m) => location(&root, m, &mut drops)?,
         None => None,
     };
     let mut bodies = Vec::new();
     if let Some(m) = &mapping.alert {
-        if read::flag_at(root.pointer(&m.when), &m.when)? == Some(true) {
+        if drops.keep(read::flag_at(root.pointer(&m.when), &m.when)) == Some(true) {
             bodies.push(Body::Alert(Alert {
                 reason: m.reason.clone(),
-                text: text(at(&m.text), m.text.as_deref())?,
+                text: drops.keep(text(at(&m.text), m.text.as_deref())),
                 lat: location.as_ref().map(|l| l.lat),
                 lon: location.as_ref().map(|l| l.lon),
             }));
         }
     }
     if let Some(m) = &mapping.message {
-        if let Some(t) = read::text_at(root.pointer(&m.text), &m.text)? {
+        // A malformed (or too long) text leaves the message out, counted; the other events of
+        // the payload are kept.
+        if let Some(t) = drops.keep(read::text_at(root.pointer(&m.text), &m.text)) {
+            let id = |p: &Option<String>, drops: &mut Drops| {
+                drops.keep(read::id_at(at(p), p.as_deref().unwrap_or_default()))
+            };
             bodies.push(Body::Message(Message {
                 text: t,
-                to: read::id_at(at(&m.to), m.to.as_deref().unwrap_or_default())?,
-                msg_id: read::id_at(at(&m.msg_id), m.msg_id.as_deref().unwrap_or_default())?,
+                to: id(&m.to, &mut drops),
+                msg_id: id(&m.msg_id, &mut drops),
             }));
         }
     }
     if let Some(m) = &mapping.status {
-        let st = status(&root, m)?;
+        let st = status(&root, m, &mut drops);
         if !st.is_empty() {
             bodies.push(Body::Status(st));
         }
@@ -86,7 +94,8 @@ pub fn decode(
         .collect();
     Ok(Decoded {
         events,
-        dedup_key: None,
+        dropped: drops.0,
+        ..Default::default()
     })
 }
 
@@ -137,38 +146,55 @@ fn timestamp(
     }
 }
 
-fn location(root: &Value, m: &LocationMap) -> Result<Option<Location>, DecodeError> {
-    let num = |p: &Option<String>| match p {
-        Some(p) => read::f64_at(root.pointer(p), p),
-        None => Ok(None),
+fn location(
+    root: &Value,
+    m: &LocationMap,
+    drops: &mut Drops,
+) -> Result<Option<Location>, DecodeError> {
+    let mut num = |p: &Option<String>| match p {
+        Some(p) => drops.keep(read::f64_at(root.pointer(p), p)),
+        None => None,
     };
     let lat = read::f64_at(root.pointer(&m.lat), &m.lat)?;
     let lon = read::f64_at(root.pointer(&m.lon), &m.lon)?;
     let (Some(lat), Some(lon)) = (lat, lon) else {
         return Ok(None);
     };
+    let (alt, speed, course, hdop, acc) = (
+        num(&m.alt),
+        num(&m.speed),
+        num(&m.course),
+        num(&m.hdop),
+        num(&m.acc),
+    );
     let fix = match &m.fix {
-        Some(p) => match fix(root.pointer(p), p)? {
+        Some(p) => match fix(root.pointer(p), p) {
             // The device says it has no fix: its lat/lon are stale or zero.
-            FixValue::None => return Ok(None),
-            FixValue::Fix(f) => Some(f),
-            FixValue::Absent => None,
+            Ok(FixValue::None) => return Ok(None),
+            Ok(FixValue::Fix(f)) => Some(f),
+            Ok(FixValue::Absent) => None,
+            Err(e) => {
+                drops.push(e);
+                None
+            }
         },
         None => None,
     };
     check_position(lat, lon)?;
     let sats = match &m.sats {
-        Some(p) => read::u64_at(root.pointer(p), p)?.map(|s| u32::try_from(s).unwrap_or(u32::MAX)),
+        Some(p) => drops
+            .keep(read::u64_at(root.pointer(p), p))
+            .map(|s| u32::try_from(s).unwrap_or(u32::MAX)),
         None => None,
     };
     Ok(Some(Location {
         lat,
         lon,
-        alt: num(&m.alt)?,
-        speed: num(&m.speed)?,
-        course: num(&m.course)?,
-        hdop: num(&m.hdop)?,
-        acc: num(&m.acc)?,
+        alt,
+        speed,
+        course,
+        hdop,
+        acc,
         fix,
         sats,
     }))
@@ -204,36 +230,36 @@ fn fix(v: Option<&Value>, name: &str) -> Result<FixValue, DecodeError> {
     })
 }
 
-fn status<'a>(root: &'a Value, m: &'a StatusMap) -> Result<Status, DecodeError> {
-    let get = |p: &'a Option<String>| p.as_deref().map(|p| (root.pointer(p), p));
-    let num = |p: &'a Option<String>| match get(p) {
-        Some((v, p)) => read::f64_at(v, p),
-        None => Ok(None),
+fn status(root: &Value, m: &StatusMap, drops: &mut Drops) -> Status {
+    let get = |p: &Option<String>| p.clone().map(|p| (root.pointer(&p), p));
+    let mut num = |p: &Option<String>| match get(p) {
+        Some((v, p)) => drops.keep(read::f64_at(v, &p)),
+        None => None,
     };
     let mut st = Status {
-        battery: num(&m.battery)?,
-        voltage: num(&m.voltage)?,
-        rssi: num(&m.rssi)?,
-        snr: num(&m.snr)?,
-        ber: num(&m.ber)?,
-        temperature: num(&m.temperature)?,
+        battery: num(&m.battery),
+        voltage: num(&m.voltage),
+        rssi: num(&m.rssi),
+        snr: num(&m.snr),
+        ber: num(&m.ber),
+        temperature: num(&m.temperature),
         ..Default::default()
     };
     if let Some((v, p)) = get(&m.charging) {
-        st.charging = read::flag_at(v, p)?;
+        st.charging = drops.keep(read::flag_at(v, &p));
     }
     if let Some((v, p)) = get(&m.uptime) {
-        st.uptime = read::u64_at(v, p)?;
+        st.uptime = drops.keep(read::u64_at(v, &p));
     }
     if let Some((v, p)) = get(&m.channel) {
-        st.channel = scalar(v, p)?;
+        st.channel = drops.keep(scalar(v, &p));
     }
     for (name, p) in &m.extra {
-        if let Some(v) = scalar(root.pointer(p), p)? {
+        if let Some(v) = drops.keep(scalar(root.pointer(p), p)) {
             st.extra.insert(name.clone(), v);
         }
     }
-    Ok(st)
+    st
 }
 
 /// A string, number or boolean, passed through; `extra` is for small named values, not trees.

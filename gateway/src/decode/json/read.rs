@@ -60,6 +60,31 @@ pub(crate) fn f64_at(v: Option<&Value>, name: &str) -> Result<Option<f64>, Decod
     }
 }
 
+/// A number, or a string holding one in decimal: the OwnTracks apps send some numbers as
+/// strings (iOS `lwt`/waypoint `tst`, `rad`). An empty string is absent.
+pub(crate) fn num_at(v: Option<&Value>, name: &str) -> Result<Option<f64>, DecodeError> {
+    match present(v) {
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => match s.trim().parse::<f64>() {
+            Ok(x) if x.is_finite() => Ok(Some(x)),
+            _ => Err(DecodeError::field(
+                name,
+                format!("expected a number, got the string {:?}", truncate(s, 32)),
+            )),
+        },
+        other => f64_at(other, name),
+    }
+}
+
+/// At most `n` bytes of `s` (at a char boundary), for messages that quote device input.
+pub(crate) fn truncate(s: &str, n: usize) -> &str {
+    let mut end = s.len().min(n);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// A number that must be there.
 pub(crate) fn req_f64(v: Option<&Value>, name: &str) -> Result<f64, DecodeError> {
     f64_at(v, name)?.ok_or_else(|| DecodeError::Missing(name.to_string()))
@@ -207,6 +232,20 @@ mod tests {
         assert!(u64_at(v.get("neg"), "neg").is_err());
         assert_eq!(flag_at(v.get("i"), "i"), Ok(Some(true)));
         assert_eq!(id_at(v.get("i"), "i"), Ok(Some("3.0".into())));
+    }
+
+    #[test]
+    fn num_at_takes_numbers_in_strings() {
+        let v = json!({"s": " 1600000000 ", "e": "", "x": "12a", "inf": "inf", "n": 2});
+        assert_eq!(num_at(v.get("s"), "s"), Ok(Some(1_600_000_000.0)));
+        assert_eq!(num_at(v.get("e"), "e"), Ok(None));
+        assert_eq!(num_at(v.get("n"), "n"), Ok(Some(2.0)));
+        assert_eq!(num_at(v.get("x"), "x").unwrap_err().reason(), "bad_field");
+        assert_eq!(
+            num_at(v.get("inf"), "inf").unwrap_err().reason(),
+            "bad_field"
+        );
+        assert_eq!(truncate("aé", 2), "a");
     }
 
     #[test]

@@ -155,23 +155,11 @@ fn fix_none_drops_the_location() {
 }
 
 #[test]
-fn wrong_types_name_the_pointer() {
+fn wrong_types_of_id_time_or_position_refuse_the_payload() {
     let cases = [
         (json!({"id":"a","gps":{"lat":"51","lon":0}}), "/gps/lat"),
         (json!({"id":"a","time":true}), "/time"),
         (json!({"id":"a","time":"yesterday"}), "/time"),
-        (json!({"id":"a","radio":{"pwr":[1]}}), "/radio/pwr"),
-        (json!({"id":"a","emergency":"yes"}), "/emergency"),
-        (json!({"id":"a","msg":{"t":1}}), "/msg"),
-        (json!({"id":"a","msg":"x".repeat(4097)}), "/msg"),
-        (
-            json!({"id":"a","gps":{"lat":1,"lon":1,"fix":"4d"}}),
-            "/gps/fix",
-        ),
-        (
-            json!({"id":"a","gps":{"lat":1,"lon":1,"sats":-1}}),
-            "/gps/sats",
-        ),
         (json!({"id":""}), "/id"),
     ];
     for (v, ptr) in cases {
@@ -179,6 +167,37 @@ fn wrong_types_name_the_pointer() {
             Err(DecodeError::BadField { field, .. }) => assert_eq!(field, ptr, "{v}"),
             other => panic!("{v}: {other:?}"),
         }
+    }
+}
+
+#[test]
+fn wrong_optional_fields_are_dropped_naming_the_pointer() {
+    let cases = [
+        (json!({"id":"a","radio":{"pwr":[1]}}), "/radio/pwr", 0),
+        (json!({"id":"a","emergency":"yes"}), "/emergency", 0),
+        (json!({"id":"a","msg":{"t":1}}), "/msg", 0),
+        (json!({"id":"a","msg":"x".repeat(4097)}), "/msg", 0),
+        (
+            json!({"id":"a","gps":{"lat":1,"lon":1,"fix":"4d"}}),
+            "/gps/fix",
+            1,
+        ),
+        (
+            json!({"id":"a","gps":{"lat":1,"lon":1,"sats":-1}}),
+            "/gps/sats",
+            1,
+        ),
+        (
+            json!({"id":"a","gps":{"lat":1,"lon":1},"bat":"full"}),
+            "/bat",
+            1,
+        ),
+    ];
+    for (v, ptr, events) in cases {
+        let d = run(&radio(), v.clone()).unwrap_or_else(|e| panic!("{v}: {e}"));
+        let names: Vec<String> = d.dropped.iter().map(|f| f.reason()).collect();
+        assert_eq!(names, [format!("bad_field:{ptr}")], "{v}");
+        assert_eq!(d.events.len(), events, "{v}: the rest is kept");
     }
 }
 
