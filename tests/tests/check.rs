@@ -171,7 +171,7 @@ fn config_unknown_key_is_reported() {
         &[
             r#"config-unknown-key.toml:4:1: gateway: unknown key `profile`, expected `id` or `profiles`"#,
             r#"config-unknown-key.toml:8:10: redis.prefix: invalid type: integer `7`, expected a string"#,
-            r#"config-unknown-key.toml:12:1: uplink: unknown key `keepalive`, expected one of `url`, `topic_prefix`, `client_id`, `ca_file`, `cert_file`, `key_file`, `username`, `password_file`, `keep_alive`, `batch_max_events`, `inflight`"#,
+            r#"config-unknown-key.toml:12:1: uplink: unknown key `keepalive`, expected one of `name`, `url`, `topic_prefix`, `client_id`, `ca_file`, `cert_file`, `key_file`, `username`, `password_file`, `keep_alive`, `batch_max_events`, `inflight`, `max_lag`"#,
         ],
     );
 }
