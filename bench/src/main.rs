@@ -18,6 +18,7 @@ mod load;
 mod measure;
 mod procstat;
 mod report;
+mod soak;
 mod sut;
 
 use std::path::PathBuf;
@@ -42,6 +43,8 @@ enum What {
     Nmea,
     /// outpost-hub ingest vs mosquitto_sub and Redis XADD (issue 10).
     Hub,
+    /// Faults at random for `--minutes` while devices publish (not part of `all`).
+    Soak,
 }
 
 /// Outpost vs a Mosquitto bridge: backlog drain, sustained rate, latency, footprint, NMEA.
@@ -70,6 +73,12 @@ struct Args {
     /// Also write the table to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// soak: how long to inject faults.
+    #[arg(long, default_value_t = 30)]
+    minutes: u64,
+    /// soak: RNG seed of the fault schedule (replay a run).
+    #[arg(long, default_value_t = 17)]
+    seed: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -78,6 +87,9 @@ fn main() -> anyhow::Result<()> {
         inflight: args.broker_inflight,
         uplink_inflight: args.uplink_inflight,
     };
+    if args.what == What::Soak {
+        return soak_main(&args);
+    }
     let run = |w: What| args.what == What::All || args.what == w;
     let needs_outpost = !matches!(args.what, What::Nmea | What::Generator | What::Hub);
     if run(What::Hub) {
@@ -163,6 +175,36 @@ fn main() -> anyhow::Result<()> {
     println!("{table}");
     if let Some(p) = &args.out {
         std::fs::write(p, &table).with_context(|| format!("write {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// `soak`: a copy of the release binary (a rebuild meanwhile must not change what restarts),
+/// then the soak; exit status 1 on any loss.
+fn soak_main(args: &Args) -> anyhow::Result<()> {
+    let built = build_release("outpost")?;
+    let dir = tempfile::Builder::new()
+        .prefix("outpost-soak-bin-")
+        .tempdir()?;
+    let bin = dir.path().join("outpost");
+    std::fs::copy(&built, &bin).with_context(|| format!("copy {}", built.display()))?;
+    eprintln!(
+        "outpost binary: {} (copy of {})",
+        bin.display(),
+        built.display()
+    );
+    std::env::set_var("OUTPOST_BIN", &bin);
+    let ok = soak::run(soak::Settings {
+        minutes: args.minutes,
+        feeds: 3,
+        chunk: 2,
+        every: Duration::from_millis(150),
+        gap_ms: (10_000, 40_000),
+        report_every: Duration::from_secs(180),
+        seed: args.seed,
+    })?;
+    if !ok {
+        std::process::exit(1);
     }
     Ok(())
 }

@@ -15,6 +15,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Woken whenever new entries are in the outbox (the uplink drains on it).
     pub outbox: Arc<Notify>,
+    /// What is accepted, for the `[[tak]]` outputs (one feed per process, across reloads).
+    pub tak: Arc<crate::tak::Feed>,
     /// Cancelled on shutdown; every task selects on it.
     pub token: CancellationToken,
 }

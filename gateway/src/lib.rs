@@ -19,6 +19,8 @@
 //! - [`downlink`]: messages to devices (SPEC §8) — the hub's `down` topic, a queue per device
 //!   in Redis, delivery through the device's profile, receipts back through the outbox.
 //! - [`presence`]: offline after the profile's timeout, online again on the next report.
+//! - [`tak`]: `[[tak]]` outputs — the picture as CoT to TAK servers, TAK users in (SPEC §10),
+//!   fed from what the store accepts, independent of the uplink.
 //! - [`ops`]: metrics (and the `/metrics`, `/healthz` endpoint).
 //! - [`daemon`]: `outpost run` — starts it all under one cancellation token.
 //! - [`demo`]: `outpost demo`, the whole system on one machine.
@@ -38,6 +40,7 @@ pub mod ops;
 pub mod policy;
 pub mod presence;
 pub mod store;
+pub mod tak;
 pub mod thin;
 pub mod tls;
 pub mod uplink;

@@ -21,9 +21,11 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
             _ = tick.tick() => {}
         }
         match ctx.store.expire_presence(Utc::now()).await {
-            Ok(0) => {}
-            Ok(n) => {
+            Ok(gone) if gone.is_empty() => {}
+            Ok(gone) => {
+                let n = gone.len();
                 info!(devices = n, "devices went offline (presence timeout)");
+                ctx.tak.went_offline(&ctx.settings, &ctx.store, &gone).await;
                 ctx.metrics
                     .add_accepted(crate::event::Class::Presence, n as u64);
                 ctx.outbox.notify_one();

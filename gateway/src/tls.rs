@@ -1,19 +1,34 @@
 //! TLS to a broker with rustls (ring provider; no OpenSSL, simple ARM cross builds): a CA file
 //! or the system roots, optional client certificate and key (mutual TLS). A key that cannot be
 //! read, or does not match its certificate, is an error at start-up, not at first connect.
+//!
+//! This module knows files, not config: [`TlsFiles`] is what it needs, and `config` provides
+//! it (`From<&config::Broker>`), so the dependency runs one way (config → tls).
 
-use crate::config::Broker;
 use anyhow::{bail, Context as _};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
+use std::path::Path;
 use std::sync::Arc;
 
-/// The rustls client configuration for `b`.
-pub fn client_config(b: &Broker) -> anyhow::Result<ClientConfig> {
+/// The files a TLS client configuration is built from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TlsFiles<'a> {
+    /// CA bundle; `None` = the system's roots.
+    pub ca_file: Option<&'a Path>,
+    /// Client certificate chain (mutual TLS), with `key_file`.
+    pub cert_file: Option<&'a Path>,
+    /// Client private key, with `cert_file`.
+    pub key_file: Option<&'a Path>,
+}
+
+/// The rustls client configuration for `files` (e.g. a `&config::Broker`).
+pub fn client_config<'a>(files: impl Into<TlsFiles<'a>>) -> anyhow::Result<ClientConfig> {
+    let b: TlsFiles<'a> = files.into();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
-    match &b.ca_file {
+    match b.ca_file {
         Some(ca) => {
             let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(ca)
                 .with_context(|| format!("cannot read CA file {}", ca.display()))?
@@ -36,7 +51,7 @@ pub fn client_config(b: &Broker) -> anyhow::Result<ClientConfig> {
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_root_certificates(roots);
-    let config = match (&b.cert_file, &b.key_file) {
+    let config = match (b.cert_file, b.key_file) {
         (Some(cert), Some(key)) => {
             let chain: Vec<CertificateDer> = CertificateDer::pem_file_iter(cert)
                 .with_context(|| format!("cannot read certificate {}", cert.display()))?

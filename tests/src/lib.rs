@@ -15,6 +15,10 @@
 //! - [`outpost`]: builds and runs the `outpost` binary; [`config`] renders its `gateway.toml`.
 //! - [`sniffer`]: a listener on a broker topic (what the gateway sends to devices).
 //! - [`rig`]: a whole bench (Redis, device broker, hub broker, proxy, hub) and profile copies.
+//! - [`feed`]: tracked device feeds (every publish and its broker ack); [`tally`]: the end
+//!   checks over them (exactly once, in order, nothing acknowledged lost).
+//! - [`taky`]: a private `taky` TAK server (TCP, or TLS with a client certificate);
+//!   [`tak_user`]: a CoT client acting as the ATAK user.
 //! - [`rt`], [`process`]: the runtime-thread and child-process plumbing the above share.
 //!
 //! Helpers that need async I/O own a tokio runtime on their own thread and are driven through
@@ -24,6 +28,7 @@
 pub mod config;
 pub mod dedup;
 pub mod device;
+pub mod feed;
 pub mod hub;
 pub mod hub_proc;
 pub mod mosquitto;
@@ -35,6 +40,9 @@ pub mod redis_server;
 pub mod rig;
 pub mod rt;
 pub mod sniffer;
+pub mod tak_user;
+pub mod taky;
+pub mod tally;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -51,6 +59,8 @@ pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 pub use rig::{rfc3339, ProfileDir, Rig, GW};
 pub use sniffer::Sniffer;
+pub use tak_user::TakUser;
+pub use taky::{Taky, TakyTls};
 
 /// A loopback port that was free a moment ago.
 ///

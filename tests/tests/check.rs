@@ -288,7 +288,7 @@ fn profile_unknown_decoder_is_reported() {
     check_profile(
         "unknown-decoder",
         &[
-            r#"4:11: decoder: unknown variant `nmea0183`, expected one of `nmea`, `owntracks`, `meshtastic`, `gpsd`, `at-modem`, `json`"#,
+            r#"4:11: decoder: unknown variant `nmea0183`, expected one of `nmea`, `owntracks`, `meshtastic`, `gpsd`, `at-modem`, `json`, `cot`"#,
         ],
     );
 }
@@ -298,7 +298,7 @@ fn profile_unknown_key_is_reported() {
     check_profile(
         "unknown-key",
         &[
-            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`, `downlink`, `owntracks`"#,
+            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`, `downlink`, `owntracks`, `tak_type`"#,
             r#"8:1: mqtt: missing key `topic`"#,
             r#"9:1: mqtt: unknown key `topics`, expected `topic` or `device_id`"#,
         ],
@@ -339,7 +339,10 @@ fn shipped_profiles_and_a_valid_config_pass() {
         let name = path.file_stem().unwrap().to_str().unwrap().to_string();
         let text = std::fs::read_to_string(&path).unwrap();
         n += 1;
-        if text.contains("[mqtt]") {
+        if text.contains("decoder = \"cot\"") {
+            // TAK users' profile: used by a subscribing [[tak]], never by a source.
+            cfg.push_str("[[tak]]\nurl = \"tcp://127.0.0.1:8087\"\nsubscribe = true\n");
+        } else if text.contains("[mqtt]") {
             cfg.push_str(&format!("[[mqtt]]\nprofile = \"{name}\"\n"));
         } else {
             cfg.push_str(&format!(

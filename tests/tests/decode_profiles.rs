@@ -286,6 +286,24 @@ fn radio_json_maps_status_location_and_the_sos_button() {
     );
 }
 
+/// TAK users from a saved CoT stream: PLI (and its battery), 911, cancel, GeoChat; a chat to
+/// someone else, a marker, a receipt and a broken event are reported, not taken in.
+#[test]
+fn tak_decodes_a_cot_stream() {
+    assert_decodes(
+        "tak",
+        "cot/atak-stream.xml",
+        &[
+            r#"{"dev":"tak:ANDROID-589520ccfcd20f01","class":"location","lat":42.3601,"lon":-71.0589,"alt":31.5,"speed":1.5,"course":90,"acc":8,"ts":"2026-12-01T12:00:00.000Z","ts_src":"device"}"#,
+            r#"{"dev":"tak:ANDROID-589520ccfcd20f01","class":"status","battery":88,"extra":{"callsign":"VIPER"},"ts":"2026-12-01T12:00:00.000Z","ts_src":"device"}"#,
+            r#"{"dev":"tak:ANDROID-589520ccfcd20f01","class":"alert","reason":"emergency","text":"911 Alert from VIPER","lat":42.3602,"lon":-71.059,"ts":"2026-12-01T12:01:00.000Z","ts_src":"device"}"#,
+            r#"{"dev":"tak:ANDROID-589520ccfcd20f01","class":"status","extra":{"note":"emergency cancelled by VIPER"},"ts":"2026-12-01T12:02:00.000Z","ts_src":"device"}"#,
+            r#"{"dev":"tak:ANDROID-589520ccfcd20f01","class":"message","text":"Road closed at <Main & 5th> — use the bypass","to":"All Chat Rooms","msg_id":"5d3b2c0e","ts":"2026-12-01T12:03:00.000Z","ts_src":"device"}"#,
+        ],
+        "5 events, 4 problems",
+    );
+}
+
 #[test]
 fn there_are_at_least_ten_profiles_and_each_is_tested_here() {
     let src = include_str!("decode_profiles.rs");

@@ -113,7 +113,8 @@ fn metrics_and_healthz_report_a_working_gateway() {
     .unwrap_or(0.0)
         >= 1.0));
     let m2 = rig.scrape();
-    assert!(m.contains("# TYPE outpost_events_in_total counter"), "{m}");
+    // OpenMetrics names a counter family without `_total` (its samples keep it).
+    assert!(m.contains("# TYPE outpost_events_in counter"), "{m}");
     let series = "outpost_events_in_total{class=\"location\",source=\"owntracks\"}";
     assert!(sample(&m, series).unwrap_or(0.0) >= 1.0, "{m}");
     assert_eq!(sample(&m2, "outpost_uplink_up"), Some(1.0), "{m2}");
@@ -138,6 +139,135 @@ fn metrics_and_healthz_report_a_working_gateway() {
     }
     let (status, body) = get(rig.port, "/nope").unwrap();
     assert_eq!(status, 404, "{body}");
+}
+
+/// Every family of the ops contract (docs/install.md §6), as OpenMetrics names it, and its type.
+const FAMILIES: [(&str, &str); 24] = [
+    ("outpost_build_info", "gauge"),
+    ("outpost_events_in", "counter"),
+    ("outpost_events_forwarded", "counter"),
+    ("outpost_drops", "counter"),
+    ("outpost_inputs_duplicate", "counter"),
+    ("outpost_inputs_refused", "counter"),
+    ("outpost_uplink_up", "gauge"),
+    ("outpost_uplink_connects", "counter"),
+    ("outpost_uplink_reconnects", "counter"),
+    ("outpost_devices_broker_connects", "counter"),
+    ("outpost_uplink_region_up", "gauge"),
+    ("outpost_uplink_region_connects", "counter"),
+    ("outpost_uplink_region_forwarded", "counter"),
+    ("outpost_uplink_region_missed", "counter"),
+    ("outpost_uplink_puback_seconds", "histogram"),
+    ("outpost_redis_ingest_seconds", "histogram"),
+    ("outpost_redis_up", "gauge"),
+    ("outpost_backlog_events", "gauge"),
+    ("outpost_backlog_oldest_age_seconds", "gauge"),
+    ("outpost_devices_online", "gauge"),
+    ("outpost_downlink_messages", "counter"),
+    ("outpost_downlink_bad", "counter"),
+    ("outpost_downlink_pending", "gauge"),
+    ("outpost_healthy", "gauge"),
+];
+
+#[test]
+fn metrics_parse_as_openmetrics_with_every_family() {
+    use openmetrics_parser::{openmetrics::parse_openmetrics, OpenMetricsType, OpenMetricsValue};
+    let rig = Rig::new();
+    let hub = Hub::connect(&rig.hub_broker.url(), "outpost/v1").unwrap();
+    let gw = Outpost::start_with(&rig.config(&rig.hub_broker.url())).unwrap();
+    let d = Device::connect(&rig.devices.url(), "phone-cleo").unwrap();
+    assert!(
+        wait_until(T, || {
+            phone_fix(&d, "cleo");
+            hub.wait_for_events("location", 1, Duration::from_millis(300))
+        }),
+        "{}",
+        gw.log()
+    );
+    assert!(wait_until(T, || sample(
+        &rig.scrape(),
+        "outpost_uplink_puback_seconds_count"
+    )
+    .unwrap_or(0.0)
+        >= 1.0));
+    // One bad input too, so that every family has a series (a family without any is left out).
+    d.publish_qos1("owntracks/cleo/phone", "not json").unwrap();
+    assert!(
+        wait_until(T, || rig.scrape().contains("outpost_drops_total{")),
+        "{}\n{}",
+        rig.scrape(),
+        gw.log()
+    );
+
+    // The raw response: the content type says OpenMetrics.
+    let mut s = TcpStream::connect(("127.0.0.1", rig.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+
+    let exp = parse_openmetrics(body).unwrap_or_else(|e| panic!("not OpenMetrics: {e:?}\n{body}"));
+    for name in exp.families.keys() {
+        assert!(
+            FAMILIES.iter().any(|f| f.0 == name),
+            "unexpected family {name}"
+        );
+    }
+    for (name, kind) in &FAMILIES {
+        // Bad downlink messages are counted by reason: no refusal yet, no sample.
+        if *name == "outpost_downlink_bad" && !exp.families.contains_key(*name) {
+            continue;
+        }
+        let fam = exp
+            .families
+            .get(*name)
+            .unwrap_or_else(|| panic!("{name} missing:\n{body}"));
+        let ty = match fam.family_type {
+            OpenMetricsType::Counter => "counter",
+            OpenMetricsType::Gauge => "gauge",
+            OpenMetricsType::Histogram => "histogram",
+            _ => "other",
+        };
+        assert_eq!(ty, *kind, "{name}");
+        assert!(!fam.help.is_empty(), "{name} has no HELP");
+    }
+    let events_in = &exp.families["outpost_events_in"];
+    let owntracks = events_in.iter_samples().find(|smp| {
+        let l = smp.get_labelset().unwrap();
+        l.get_label_value("class") == Some("location")
+            && l.get_label_value("source") == Some("owntracks")
+    });
+    match owntracks.map(|smp| &smp.value) {
+        Some(OpenMetricsValue::Counter(c)) => assert!(c.value.as_f64() >= 1.0),
+        other => panic!("events_in location/owntracks: {other:?}"),
+    }
+    for name in [
+        "outpost_uplink_puback_seconds",
+        "outpost_redis_ingest_seconds",
+    ] {
+        let smp = exp.families[name].iter_samples().next().unwrap();
+        let OpenMetricsValue::Histogram(h) = &smp.value else {
+            panic!("{name} is not a histogram");
+        };
+        let bounds: Vec<f64> = h.buckets.iter().map(|b| b.upper_bound).collect();
+        assert_eq!(bounds.len(), 15, "{name}: {bounds:?}");
+        assert_eq!(bounds[0], 0.001);
+        assert_eq!(bounds[13], 30.0);
+        assert!(bounds[14].is_infinite());
+        let counts: Vec<f64> = h.buckets.iter().map(|b| b.count.as_f64()).collect();
+        assert!(
+            counts.windows(2).all(|w| w[0] <= w[1]),
+            "{name}: {counts:?}"
+        );
+        assert_eq!(h.count, Some(counts[14] as u64), "{name}");
+        assert!(counts[14] >= 1.0, "{name}: {counts:?}");
+    }
 }
 
 #[test]

@@ -55,9 +55,42 @@ pub fn decode(
                 out.decoded(n, r)
             })
         }
+        DecoderKind::Cot => decode_cot(&input, &mut out),
         _ => unreachable!("every decoder kind is handled above"),
     }
     out.finish()
+}
+
+/// A CoT capture (e.g. a TAK server's stream saved to a file): each event is reported at the
+/// line its `</event>` ends on; what a gateway would not take in is a problem with its reason.
+fn decode_cot(input: &[u8], out: &mut Output) {
+    use outpost_cot::{decode::decode, events::to_events, split::Splitter};
+    let mut split = Splitter::new(outpost_cot::link::MAX_EVENT_BYTES);
+    let mut docs = Vec::new();
+    for (i, line) in input.split_inclusive(|b| *b == b'\n').enumerate() {
+        split.push(line, &mut docs);
+        for d in docs.drain(..) {
+            let ev = d
+                .map_err(|e| e.to_string())
+                .and_then(|d| decode(&d).map_err(|e| e.to_string()));
+            // No gateway here: only All Chat Rooms chats count as addressed to us.
+            match ev.map(|ev| to_events(&ev, "")) {
+                Ok(Ok((_, events))) => events.iter().for_each(|e| out.event(e)),
+                Ok(Err(skip)) => out.problem(i + 1, &format!("not taken in [{}]", skip.reason())),
+                Err(e) => out.problem(i + 1, &format!("{e} [malformed_cot]")),
+            }
+        }
+    }
+    if split.pending() > 0
+        && !String::from_utf8_lossy(input)
+            .trim_end()
+            .ends_with("</event>")
+    {
+        out.problem(
+            input.split(|b| *b == b'\n').count(),
+            "unfinished event at end of input [malformed_cot]",
+        );
+    }
 }
 
 fn decode_mqtt(profile: &Profile, input: &[u8], out: &mut Output) -> anyhow::Result<()> {

@@ -80,6 +80,7 @@ pub fn check(config: &Path) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|m| m.profile.name.as_str())
                 .chain(s.serial.iter().map(|d| d.profile.name.as_str()))
+                .chain(s.tak_profile.iter().map(|p| p.name.as_str()))
                 .collect();
             let names: Vec<&str> = profiles.into_iter().collect();
             let used = match names.len() {

@@ -91,6 +91,18 @@ url = "mqtts://hub.example.org:8883"
 # [[mqtt]]
 # profile = "owntracks"
 # topic = "owntracks/#"   # overrides the profile's filter
+
+# TAK servers (SPEC §10, docs/tak.md): every device's latest position as a CoT PLI, alerts as
+# 911 emergencies, messages as GeoChat; works with the uplink down. One [[tak]] per server.
+# [[tak]]
+# name = "tak"                      # in logs (default tak, tak2, …)
+# url = "tcp://127.0.0.1:8087"      # or "ssl://tak.example.org:8089"
+# ca_file = "/etc/outpost/tak-ca.pem"        # ssl:// only (default: the system's roots)
+# cert_file = "/etc/outpost/tak-client.pem"  # the client certificate TAK servers require
+# key_file = "/etc/outpost/tak-client.key"
+# subscribe = false                 # true: TAK users become devices "tak:<uid>" (profile "tak")
+# callsign = "<gateway id>"         # the gateway's own contact name on the server
+# queue = {tak_queue}                    # send queue; newest position per device replaces an unsent one
 "#,
         profiles = raw::default_profiles().get_ref(),
         redis_url = redis.url.get_ref(),
@@ -101,6 +113,7 @@ url = "mqtts://hub.example.org:8883"
         inflight = raw::default_inflight().get_ref(),
         max_events = buffer.max_events.get_ref(),
         grace = dur(RawOps::default().uplink_down_grace),
+        tak_queue = raw::default_tak_queue().get_ref(),
     )
 }
 

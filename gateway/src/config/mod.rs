@@ -7,11 +7,13 @@ pub mod diag;
 mod loader;
 pub mod profile;
 pub mod raw;
+mod tak;
 mod validate;
 
 pub use diag::Problems;
 pub use loader::resolve_profile;
 pub use profile::{DecoderKind, Profile};
+pub use tak::TAK_PROFILE;
 
 use raw::RawConfig;
 use std::net::SocketAddr;
@@ -50,6 +52,16 @@ pub struct Broker {
     pub key_file: Option<PathBuf>,
 }
 
+impl<'a> From<&'a Broker> for crate::tls::TlsFiles<'a> {
+    fn from(b: &'a Broker) -> Self {
+        crate::tls::TlsFiles {
+            ca_file: b.ca_file.as_deref(),
+            cert_file: b.cert_file.as_deref(),
+            key_file: b.key_file.as_deref(),
+        }
+    }
+}
+
 /// Uplink settings (SPEC §5).
 #[derive(Debug, Clone)]
 pub struct Uplink {
@@ -79,6 +91,19 @@ pub struct SerialDevice {
     pub baud: u32,
 }
 
+/// One `[[tak]]` output (SPEC §10).
+#[derive(Debug, Clone)]
+pub struct TakOutput {
+    pub name: String,
+    pub endpoint: outpost_cot::tls::Endpoint,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub subscribe: bool,
+    pub callsign: String,
+    pub queue: usize,
+}
+
 /// Validated runtime settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -98,9 +123,22 @@ pub struct Settings {
     pub ops_uplink_grace: Duration,
     pub serial: Vec<SerialDevice>,
     pub mqtt: Vec<MqttSource>,
+    pub tak: Vec<TakOutput>,
+    /// The `tak` profile (TAK users' presence timeout), loaded when a `[[tak]]` subscribes.
+    pub tak_profile: Option<Arc<Profile>>,
 }
 
 impl Settings {
+    /// The profile named `name` among those the config uses.
+    pub fn profile(&self, name: &str) -> Option<&Arc<Profile>> {
+        self.mqtt
+            .iter()
+            .map(|m| &m.profile)
+            .chain(self.serial.iter().map(|s| &s.profile))
+            .chain(self.tak_profile.iter())
+            .find(|p| p.name == name)
+    }
+
     /// Reads `path`, validates it and every profile it uses.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         let src = std::fs::read_to_string(path).map_err(|e| {

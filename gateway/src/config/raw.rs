@@ -22,6 +22,8 @@ pub struct RawConfig {
     pub serial: Vec<RawSerial>,
     #[serde(default)]
     pub mqtt: Vec<RawMqtt>,
+    #[serde(default)]
+    pub tak: Vec<RawTak>,
 }
 
 /// `[gateway]`
@@ -215,4 +217,29 @@ pub struct RawSerial {
 pub struct RawMqtt {
     pub profile: Spanned<String>,
     pub topic: Option<Spanned<String>>,
+}
+
+/// `[[tak]]`: a TAK server the gateway streams its picture to (SPEC §10).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTak {
+    /// In logs and metrics (default: `tak`, then `tak2`, … in order).
+    pub name: Option<Spanned<String>>,
+    /// `tcp://host:8087` or `ssl://host:8089`.
+    pub url: Spanned<String>,
+    pub ca_file: Option<Spanned<String>>,
+    pub cert_file: Option<Spanned<String>>,
+    pub key_file: Option<Spanned<String>>,
+    /// Also read the server's stream: TAK users become `tak:<uid>` devices.
+    #[serde(default)]
+    pub subscribe: bool,
+    /// The gateway's own callsign on the server (default: the gateway id).
+    pub callsign: Option<Spanned<String>>,
+    /// Send-queue capacity; positions coalesce per device, alerts are never dropped.
+    #[serde(default = "default_tak_queue")]
+    pub queue: Spanned<i64>,
+}
+
+pub fn default_tak_queue() -> Spanned<i64> {
+    Spanned::new(0..0, 4096)
 }

@@ -106,6 +106,9 @@ pub(super) fn validate(
         );
     }
     let serial = serial_devices(&raw.serial, &mut loader, p, profile_problems);
+    let tak = super::tak::outputs(base, &id, &raw.tak, p);
+    let tak_profile =
+        super::tak::users_profile(doc_tak(&doc), &raw.tak, &mut loader, p, profile_problems);
     Some(Settings {
         path: path.to_path_buf(),
         gateway_id: id,
@@ -120,8 +123,18 @@ pub(super) fn validate(
         ops_uplink_grace: raw.ops.uplink_down_grace,
         serial,
         mqtt,
+        tak,
+        tak_profile,
     })
 }
+
+/// Where `[[tak]]` is in the document (for problems about the whole table array).
+fn doc_tak(doc: &Doc) -> Option<std::ops::Range<usize>> {
+    doc.at(&["tak", "0"])
+}
+
+const TAK_PROFILE_MISUSED: &str =
+    "profile: a \"cot\" profile is for TAK users; [[tak]] subscribe = true uses it";
 
 fn keep_alive(doc: &Doc, p: &mut Problems, section: &str, d: Duration) {
     if d < Duration::from_secs(1) || d > Duration::from_secs(65_535) {
@@ -171,6 +184,13 @@ fn mqtt_sources(
         let Some(profile) = profile("mqtt", loader, &m.profile, p, profile_problems) else {
             continue;
         };
+        if profile.decoder == DecoderKind::Cot {
+            p.push(
+                Some(m.profile.span()),
+                format!("mqtt.{TAK_PROFILE_MISUSED}"),
+            );
+            continue;
+        }
         if !profile.decoder.is_mqtt() {
             p.push(
                 Some(m.profile.span()),
@@ -226,6 +246,13 @@ fn serial_devices(
         let Some(profile) = profile("serial", loader, &s.profile, p, profile_problems) else {
             continue;
         };
+        if profile.decoder == DecoderKind::Cot {
+            p.push(
+                Some(s.profile.span()),
+                format!("serial.{TAK_PROFILE_MISUSED}"),
+            );
+            continue;
+        }
         if profile.decoder.is_mqtt() {
             p.push(
                 Some(s.profile.span()),

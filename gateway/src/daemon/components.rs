@@ -41,6 +41,7 @@ pub struct Components {
     store: Store,
     metrics: Arc<Metrics>,
     outbox: Arc<Notify>,
+    tak: Arc<crate::tak::Feed>,
     root: CancellationToken,
     running: BTreeMap<String, Running>,
 }
@@ -56,6 +57,7 @@ impl Components {
             store,
             metrics,
             outbox,
+            tak: Arc::new(crate::tak::Feed::default()),
             root,
             running: BTreeMap::new(),
         }
@@ -145,6 +147,7 @@ impl Components {
             store: self.store.clone(),
             metrics: self.metrics.clone(),
             outbox: self.outbox.clone(),
+            tak: self.tak.clone(),
             token,
         }
     }
@@ -206,6 +209,18 @@ impl Components {
                 Box::pin(crate::ingest::mqtt::run(c, broker.clone(), r))
             });
         }
+        for t in &s.tak {
+            // The picture and PLIs depend on the gateway id and the profiles too.
+            let fp = format!(
+                "{}|{t:?}|{:?}|{:?}",
+                s.gateway_id,
+                s.tak_profile.as_ref().map(|p| p.presence_timeout),
+                profile_types(s)
+            );
+            add(format!("tak:{}", t.name), fp, Component::Serial, &|c| {
+                Box::pin(crate::tak::run(c, t.clone()))
+            });
+        }
         for dev in &s.serial {
             add(
                 format!("ingest:serial:{}", dev.device),
@@ -216,4 +231,18 @@ impl Components {
         }
         Ok(out)
     }
+}
+
+/// Each used profile's CoT type and presence timeout: a change restarts the TAK outputs.
+fn profile_types(s: &Settings) -> Vec<(String, String, Duration)> {
+    let mut v: Vec<_> = s
+        .mqtt
+        .iter()
+        .map(|m| &m.profile)
+        .chain(s.serial.iter().map(|d| &d.profile))
+        .map(|p| (p.name.clone(), p.tak_type().to_string(), p.presence_timeout))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }

@@ -34,17 +34,14 @@ pub async fn accept(ctx: &Context, items: &mut [IngestItem]) -> Option<Vec<Outco
                             }
                         }
                         Outcome::Duplicate => {
-                            ctx.metrics
-                                .duplicates
-                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            ctx.metrics.add_duplicate();
                         }
                         Outcome::Full(_) => {
-                            ctx.metrics
-                                .refused
-                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            ctx.metrics.add_refused();
                         }
                     }
                 }
+                ctx.tak.accepted(&ctx.settings, items, &outcomes);
                 if outcomes
                     .iter()
                     .any(|o| matches!(o, Outcome::Stored(ids) if !ids.is_empty()))

@@ -88,7 +88,7 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
             ev = eventloop.poll() => match alive(&ctx, ev) {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     backoff.reset();
-                    ctx.metrics.devices_connects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    ctx.metrics.add_devices_connect();
                     info!(session_present = ack.session_present, "device broker connected");
                     subscribe(&ctx, &client, &routes).await;
                     (shed, reconnecting) = (0, false);

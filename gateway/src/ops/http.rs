@@ -1,24 +1,35 @@
-//! The `[ops] listen` endpoint: `GET /metrics` and `GET /healthz`.
+//! The `[ops] listen` endpoint: `GET /metrics` and `GET /healthz`, an `axum` router served by
+//! `hyper` (the same stack as `outpost-hub`).
 //!
-//! Hand-written minimal HTTP/1.1 on a tokio `TcpListener` rather than a web framework: two
-//! fixed GET routes, one request per connection (`Connection: close`), no bodies to parse.
-//! That keeps the binary small for the ARM gateways (hyper/axum would add ~1 MiB) and the
-//! attack surface tiny. Requests are bounded in size and time, connections in number.
+//! The accept loop is ours so the endpoint stays bounded the way a field gateway needs: a
+//! request head of at most [`MAX_HEAD`] bytes (hyper answers 431 past it), [`READ_TIMEOUT`] to
+//! send it, one request per connection (`Connection: close`: scrapers reconnect every
+//! interval anyway), and at most [`MAX_CONNECTIONS`] at once (further ones are closed at
+//! once; a scraper retries).
 
 use super::{gauges, prometheus, Ops};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-/// Largest request head read; anything longer is answered 431.
+/// Largest request head read (hyper's smallest buffer limit); longer is answered 431.
 const MAX_HEAD: usize = 8 * 1024;
 /// Time a client gets to send its request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time one whole connection may take (a scrape waits for Redis at most 2 s).
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connections served at once; when full, new ones are closed at once (a scraper retries).
 const MAX_CONNECTIONS: usize = 16;
 
@@ -31,8 +42,18 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     Ok(l)
 }
 
+/// The routes; anything else is 404, another method on a route 405.
+pub fn router(ops: Arc<Ops>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .with_state(ops)
+}
+
 /// Serves until cancelled.
 pub async fn serve(listener: TcpListener, ops: Arc<Ops>, token: CancellationToken) {
+    let app = router(ops);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, peer) = tokio::select! {
@@ -50,104 +71,61 @@ pub async fn serve(listener: TcpListener, ops: Arc<Ops>, token: CancellationToke
             debug!(%peer, "ops endpoint busy; connection closed");
             continue;
         };
-        let ops = ops.clone();
+        let app = app.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, &ops).await {
-                debug!(%peer, error = %e, "ops request failed");
-            }
+            serve_connection(stream, app, peer).await;
             drop(permit);
         });
     }
 }
 
-async fn handle(mut stream: TcpStream, ops: &Ops) -> std::io::Result<()> {
-    let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
-        Ok(Ok(Some(h))) => h,
-        Ok(Ok(None)) => {
-            return respond(&mut stream, 431, "text/plain", "request too large\n").await
-        }
-        Ok(Err(e)) => return Err(e),
-        Err(_) => return respond(&mut stream, 408, "text/plain", "request timeout\n").await,
+async fn serve_connection(stream: TcpStream, app: Router, peer: SocketAddr) {
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => debug!(%peer, error = %e, "ops request failed"),
+        Err(_) => debug!(%peer, "ops connection timed out"),
+    }
+}
+
+async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
+    let redis = match ops.store() {
+        Some(s) => gauges::read(s, super::now_ms()).await.ok(),
+        None => None,
     };
-    let (status, ctype, body) = route(&head, ops).await;
-    respond(&mut stream, status, ctype, &body).await
+    let healthy = ops.health().ok();
+    let body = prometheus::render(&ops.metrics, redis.as_ref(), healthy);
+    (
+        [
+            (header::CONTENT_TYPE, prometheus::CONTENT_TYPE),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
-/// Reads up to the blank line ending the request head; `None` when it exceeds [`MAX_HEAD`].
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
-        if buf.len() > MAX_HEAD {
-            return Ok(None);
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
-}
-
-/// (status, content type, body) for a request head.
-async fn route(head: &str, ops: &Ops) -> (u16, &'static str, String) {
-    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    if method != "GET" {
-        return (405, "text/plain", "only GET\n".into());
-    }
-    match path {
-        "/metrics" => {
-            let redis = match ops.store() {
-                Some(s) => gauges::read(s, super::now_ms()).await.ok(),
-                None => None,
-            };
-            let healthy = ops.health().ok();
-            let body = prometheus::render(&ops.metrics, redis.as_ref(), healthy);
-            (200, "text/plain; version=0.0.4; charset=utf-8", body)
-        }
-        "/healthz" => {
-            let h = ops.health();
-            if h.ok() {
-                (200, "text/plain", "ok\n".into())
-            } else {
-                (
-                    503,
-                    "text/plain",
-                    format!("unhealthy: {}\n", h.reasons.join("; ")),
-                )
-            }
-        }
-        _ => (
-            404,
-            "text/plain",
-            "not found (try /metrics or /healthz)\n".into(),
-        ),
-    }
-}
-
-async fn respond(
-    stream: &mut TcpStream,
-    status: u16,
-    ctype: &str,
-    body: &str,
-) -> std::io::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "",
+async fn healthz(State(ops): State<Arc<Ops>>) -> Response {
+    let h = ops.health();
+    let (status, body) = if h.ok() {
+        (StatusCode::OK, "ok\n".to_string())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {}\n", h.reasons.join("; ")),
+        )
     };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
+    (status, [(header::CACHE_CONTROL, "no-store")], body).into_response()
+}
+
+async fn not_found() -> (StatusCode, &'static str) {
+    (
+        StatusCode::NOT_FOUND,
+        "not found (try /metrics or /healthz)\n",
+    )
 }

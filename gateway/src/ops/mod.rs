@@ -1,5 +1,5 @@
 //! Operations: the in-process metrics registry, component liveness, and — with `[ops] listen`
-//! — the `/metrics` (Prometheus text format) and `/healthz` endpoint; plus the systemd
+//! — the `/metrics` (OpenMetrics text, `prometheus-client`) and `/healthz` endpoint (`axum`); plus the systemd
 //! integration (`READY=1`, watchdog, `STOPPING=1`; STYLE 11).
 //!
 //! [`start`] runs before Redis is reachable, so `/healthz` can already say why the gateway is
@@ -7,7 +7,6 @@
 
 pub mod gauges;
 pub mod health;
-pub mod histogram;
 pub mod http;
 pub mod metrics;
 pub mod prometheus;

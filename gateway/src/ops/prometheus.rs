@@ -1,294 +1,241 @@
-//! Renders the registry in the Prometheus text exposition format (version 0.0.4): `# HELP`,
-//! `# TYPE`, one sample a line. Metric names are part of the ops contract (README).
+//! The body of `/metrics`, encoded by `prometheus-client` in the OpenMetrics text format
+//! (which Prometheus scrapes natively). Metric names and labels are part of the ops contract
+//! (docs/install.md).
+//!
+//! A registry is built per scrape: the live counters and histograms of [`Metrics`] are
+//! registered by handle (they share the atomics), and the values known only at scrape time —
+//! Redis gauges, health, uplink state — as constants. Redis gauges are left out when Redis did
+//! not answer, rather than reported as zero.
 
 use super::gauges::RedisGauges;
-use super::histogram::Histogram;
+use super::metrics::{ClassLabel, ReasonLabel, RegionClassLabels, RegionLabel, StateLabel};
 use super::Metrics;
 use crate::event::Class;
-use std::fmt::Write as _;
-use std::sync::atomic::Ordering::Relaxed;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// The `Content-Type` of the body (OpenMetrics 1.0 text).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The body of `/metrics`. `redis` is `None` when Redis did not answer in time (its gauges are
-/// then left out rather than reported as zero, and `outpost_redis_up` is 0).
+/// then left out and `outpost_redis_up` is 0).
 pub fn render(m: &Metrics, redis: Option<&RedisGauges>, healthy: bool) -> String {
-    let mut o = String::with_capacity(8 * 1024);
-    head(
-        &mut o,
-        "outpost_build_info",
-        "gauge",
-        "Version of the running gateway.",
-    );
-    let _ = writeln!(
-        o,
-        "outpost_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
-    );
-    head(
-        &mut o,
-        "outpost_events_in_total",
-        "counter",
-        "Events accepted into the outbox, by class and source (device profile, or gateway).",
-    );
-    for ((class, source), n) in m.ingested() {
-        let _ = writeln!(
-            o,
-            "outpost_events_in_total{{class=\"{class}\",source=\"{}\"}} {n}",
-            esc(&source)
-        );
+    let registry = registry(m, redis, healthy);
+    let mut out = String::with_capacity(8 * 1024);
+    // Writing to a String cannot fail; an encoder error would be a bug in a label value type.
+    if let Err(e) = encode(&mut out, &registry) {
+        tracing::error!(error = %e, "metrics encoding failed");
     }
-    head(
-        &mut o,
-        "outpost_events_forwarded_total",
-        "counter",
-        "Events the hub acknowledged (PUBACK), by class.",
-    );
-    for c in Class::ALL {
-        let _ = writeln!(
-            o,
-            "outpost_events_forwarded_total{{class=\"{c}\"}} {}",
-            m.forwarded[c.index()].load(Relaxed)
-        );
-    }
-    head(
-        &mut o,
-        "outpost_drops_total",
-        "counter",
-        "Inputs dropped, by reason.",
-    );
-    for (reason, n) in m.drops() {
-        let _ = writeln!(o, "outpost_drops_total{{reason=\"{}\"}} {n}", esc(&reason));
-    }
-    counter(
-        &mut o,
-        "outpost_inputs_duplicate_total",
-        "Inputs recognised as already stored (redelivery, relay, retry).",
-        m.duplicates.load(Relaxed),
-    );
-    counter(
-        &mut o,
-        "outpost_inputs_refused_total",
-        "Inputs refused because their class's outbox share was full (kept at the broker).",
-        m.refused.load(Relaxed),
-    );
-    gauge(
-        &mut o,
-        "outpost_uplink_up",
-        "1 while connected to the hub.",
-        u64::from(m.uplink_up.load(Relaxed)) as f64,
-    );
-    let connects = m.uplink_connects.load(Relaxed);
-    counter(
-        &mut o,
-        "outpost_uplink_connects_total",
-        "Successful connections to the hub.",
-        connects,
-    );
-    counter(
-        &mut o,
-        "outpost_uplink_reconnects_total",
-        "Connections to the hub after the first.",
-        connects.saturating_sub(1),
-    );
-    counter(
-        &mut o,
-        "outpost_devices_broker_connects_total",
-        "Successful connections to the device broker.",
-        m.devices_connects.load(Relaxed),
-    );
-    regions(&mut o, m);
-    histogram(
-        &mut o,
-        "outpost_uplink_puback_seconds",
-        "Time from publishing a batch to its PUBACK.",
-        &m.puback,
-    );
-    histogram(
-        &mut o,
-        "outpost_redis_ingest_seconds",
-        "Duration of one ingest pipeline to Redis.",
-        &m.redis_ingest,
-    );
-    gauge(
-        &mut o,
-        "outpost_redis_up",
-        "1 when Redis answered the last probe and this scrape.",
-        u64::from(redis.is_some() && m.live.redis_ok()) as f64,
-    );
-    if let Some(g) = redis {
-        head(
-            &mut o,
-            "outpost_backlog_events",
-            "gauge",
-            "Events in the outbox not yet acknowledged by the hub, by class.",
-        );
-        for c in Class::ALL {
-            let _ = writeln!(
-                o,
-                "outpost_backlog_events{{class=\"{c}\"}} {}",
-                g.backlog[c.index()].depth
-            );
-        }
-        head(
-            &mut o,
-            "outpost_backlog_oldest_age_seconds",
-            "gauge",
-            "Age of the oldest unacknowledged event, by class (0 when empty).",
-        );
-        for c in Class::ALL {
-            let _ = writeln!(
-                o,
-                "outpost_backlog_oldest_age_seconds{{class=\"{c}\"}} {:.3}",
-                g.backlog[c.index()].oldest_age_s
-            );
-        }
-        gauge(
-            &mut o,
-            "outpost_devices_online",
-            "Devices currently online (reported within their presence timeout).",
-            g.devices_online as f64,
-        );
-        downlink(&mut o, g);
-    }
-    gauge(
-        &mut o,
-        "outpost_healthy",
-        "1 when /healthz answers 200.",
-        u64::from(healthy) as f64,
-    );
-    o
+    out
 }
 
-/// Downlink messages by state (SPEC §8), bad ones by reason, and what is waiting.
-fn downlink(o: &mut String, g: &RedisGauges) {
-    head(
-        o,
-        "outpost_downlink_messages_total",
-        "counter",
-        "Messages to devices by receipt state reached (one per device and state).",
+/// Counters are registered without their `_total` suffix: the encoder adds it to the samples.
+fn registry(m: &Metrics, redis: Option<&RedisGauges>, healthy: bool) -> Registry {
+    let mut r = Registry::default();
+    let build = Family::<Vec<(String, String)>, Gauge>::default();
+    build
+        .get_or_create(&vec![(
+            "version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        )])
+        .set(1);
+    r.register(
+        "outpost_build_info",
+        "Version of the running gateway",
+        build,
     );
+    r.register(
+        "outpost_events_in",
+        "Events accepted into the outbox, by class and source (device profile, or gateway)",
+        m.events_in.clone(),
+    );
+    r.register(
+        "outpost_events_forwarded",
+        "Events the hub acknowledged (PUBACK), by class",
+        m.forwarded.clone(),
+    );
+    r.register(
+        "outpost_drops",
+        "Inputs dropped, by reason",
+        m.drops.clone(),
+    );
+    r.register(
+        "outpost_inputs_duplicate",
+        "Inputs recognised as already stored (redelivery, relay, retry)",
+        m.duplicates.clone(),
+    );
+    r.register(
+        "outpost_inputs_refused",
+        "Inputs refused because their class's outbox share was full (kept at the broker)",
+        m.refused.clone(),
+    );
+    register_uplink(&mut r, m);
+    r.register(
+        "outpost_devices_broker_connects",
+        "Successful connections to the device broker",
+        m.devices_connects.clone(),
+    );
+    register_regions(&mut r, m);
+    r.register(
+        "outpost_uplink_puback_seconds",
+        "Time from publishing a batch to its PUBACK",
+        m.puback.clone(),
+    );
+    r.register(
+        "outpost_redis_ingest_seconds",
+        "Duration of one ingest pipeline to Redis",
+        m.redis_ingest.clone(),
+    );
+    r.register(
+        "outpost_redis_up",
+        "1 when Redis answered the last probe and this scrape",
+        ConstGauge::new(i64::from(redis.is_some() && m.live.redis_ok())),
+    );
+    if let Some(g) = redis {
+        register_redis(&mut r, g);
+    }
+    r.register(
+        "outpost_healthy",
+        "1 when /healthz answers 200",
+        ConstGauge::new(i64::from(healthy)),
+    );
+    r
+}
+
+fn register_uplink(r: &mut Registry, m: &Metrics) {
+    r.register(
+        "outpost_uplink_up",
+        "1 while connected to the hub",
+        ConstGauge::new(i64::from(m.uplink_is_up())),
+    );
+    r.register(
+        "outpost_uplink_connects",
+        "Successful connections to the hub",
+        m.uplink_connects.clone(),
+    );
+    r.register(
+        "outpost_uplink_reconnects",
+        "Connections to the hub after the first",
+        ConstCounter::new(m.uplink_connects.get().saturating_sub(1)),
+    );
+}
+
+/// The gauges read from Redis at this scrape.
+fn register_redis(r: &mut Registry, g: &RedisGauges) {
+    let depth = Family::<ClassLabel, Gauge>::default();
+    let age = Family::<ClassLabel, Gauge<f64, AtomicU64>>::default();
+    for c in Class::ALL {
+        let l = ClassLabel { class: c.as_str() };
+        let b = g.backlog[c.index()];
+        depth
+            .get_or_create(&l)
+            .set(i64::try_from(b.depth).unwrap_or(i64::MAX));
+        age.get_or_create(&l).set(b.oldest_age_s);
+    }
+    r.register(
+        "outpost_backlog_events",
+        "Events in the outbox not yet acknowledged by the hub, by class",
+        depth,
+    );
+    r.register(
+        "outpost_backlog_oldest_age_seconds",
+        "Age of the oldest unacknowledged event, by class (0 when empty)",
+        age,
+    );
+    r.register(
+        "outpost_devices_online",
+        "Devices currently online (reported within their presence timeout)",
+        ConstGauge::new(i64::try_from(g.devices_online).unwrap_or(i64::MAX)),
+    );
+    register_downlink(r, g);
+}
+
+/// Per-region families (SPEC §9), label `region`, from the figures of every region so far.
+fn register_regions(r: &mut Registry, m: &Metrics) {
+    let up = Family::<RegionLabel, Gauge>::default();
+    let connects = Family::<RegionLabel, Counter>::default();
+    let forwarded = Family::<RegionClassLabels, Counter>::default();
+    let missed = Family::<RegionLabel, Counter>::default();
+    for (name, s) in m.regions() {
+        let l = RegionLabel {
+            region: name.clone(),
+        };
+        up.get_or_create(&l).set(i64::from(s.up));
+        connects.get_or_create(&l).inc_by(s.connects);
+        missed.get_or_create(&l).inc_by(s.missed);
+        for c in Class::ALL {
+            forwarded
+                .get_or_create(&RegionClassLabels {
+                    region: name.clone(),
+                    class: c.as_str(),
+                })
+                .inc_by(s.forwarded[c.index()]);
+        }
+    }
+    r.register(
+        "outpost_uplink_region_up",
+        "1 while this region's hub is connected",
+        up,
+    );
+    r.register(
+        "outpost_uplink_region_connects",
+        "Successful connections to this region's hub",
+        connects,
+    );
+    r.register(
+        "outpost_uplink_region_forwarded",
+        "Events this region's hub acknowledged, by class",
+        forwarded,
+    );
+    r.register(
+        "outpost_uplink_region_missed",
+        "Events trimmed before this region got them (it lagged past max_lag; outpost-hub sync fills them in)",
+        missed,
+    );
+}
+
+/// Downlink messages by state (SPEC §8), bad ones by reason, and what is waiting; read from
+/// `<prefix>:down:stats` and `<prefix>:down:expiry` at this scrape.
+fn register_downlink(r: &mut Registry, g: &RedisGauges) {
+    let messages = Family::<StateLabel, Counter>::default();
     for st in crate::event::ReceiptState::ALL {
         let n = g
             .downlink
             .iter()
             .find(|(k, _)| k == st.as_str())
             .map_or(0, |(_, n)| *n);
-        let _ = writeln!(
-            o,
-            "outpost_downlink_messages_total{{state=\"{}\"}} {n}",
-            st.as_str()
-        );
+        messages
+            .get_or_create(&StateLabel { state: st.as_str() })
+            .inc_by(n);
     }
-    head(
-        o,
-        "outpost_downlink_bad_total",
-        "counter",
-        "Down messages refused, by reason (duplicates are ignored, not refused).",
-    );
+    let bad = Family::<ReasonLabel, Counter>::default();
     for (k, n) in &g.downlink {
         if let Some(reason) = k.strip_prefix("bad:") {
-            let _ = writeln!(
-                o,
-                "outpost_downlink_bad_total{{reason=\"{}\"}} {n}",
-                esc(reason)
-            );
+            bad.get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc_by(*n);
         }
     }
-    gauge(
-        o,
+    r.register(
+        "outpost_downlink_messages",
+        "Messages to devices by receipt state reached (one per device and state)",
+        messages,
+    );
+    r.register(
+        "outpost_downlink_bad",
+        "Down messages refused, by reason (duplicates are ignored, not refused)",
+        bad,
+    );
+    r.register(
         "outpost_downlink_pending",
-        "Messages waiting at the gateway for their device.",
-        g.downlink_pending as f64,
+        "Messages waiting at the gateway for their device",
+        ConstGauge::new(i64::try_from(g.downlink_pending).unwrap_or(i64::MAX)),
     );
-}
-
-/// Per-region families (SPEC §9), label `region`.
-fn regions(o: &mut String, m: &Metrics) {
-    let r = m.regions();
-    head(
-        o,
-        "outpost_uplink_region_up",
-        "gauge",
-        "1 while this region's hub is connected.",
-    );
-    for (name, s) in &r {
-        let _ = writeln!(
-            o,
-            "outpost_uplink_region_up{{region=\"{}\"}} {}",
-            esc(name),
-            u8::from(s.up)
-        );
-    }
-    head(
-        o,
-        "outpost_uplink_region_connects_total",
-        "counter",
-        "Successful connections to this region's hub.",
-    );
-    for (name, s) in &r {
-        let _ = writeln!(
-            o,
-            "outpost_uplink_region_connects_total{{region=\"{}\"}} {}",
-            esc(name),
-            s.connects
-        );
-    }
-    head(
-        o,
-        "outpost_uplink_region_forwarded_total",
-        "counter",
-        "Events this region's hub acknowledged, by class.",
-    );
-    for (name, s) in &r {
-        for c in Class::ALL {
-            let _ = writeln!(
-                o,
-                "outpost_uplink_region_forwarded_total{{region=\"{}\",class=\"{c}\"}} {}",
-                esc(name),
-                s.forwarded[c.index()]
-            );
-        }
-    }
-    head(o, "outpost_uplink_region_missed_total", "counter", "Events trimmed before this region got them (it lagged past max_lag; outpost-hub sync fills them in).");
-    for (name, s) in &r {
-        let _ = writeln!(
-            o,
-            "outpost_uplink_region_missed_total{{region=\"{}\"}} {}",
-            esc(name),
-            s.missed
-        );
-    }
-}
-
-fn head(o: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn counter(o: &mut String, name: &str, help: &str, v: u64) {
-    head(o, name, "counter", help);
-    let _ = writeln!(o, "{name} {v}");
-}
-
-fn gauge(o: &mut String, name: &str, help: &str, v: f64) {
-    head(o, name, "gauge", help);
-    let _ = writeln!(o, "{name} {v}");
-}
-
-fn histogram(o: &mut String, name: &str, help: &str, h: &Histogram) {
-    head(o, name, "histogram", help);
-    let s = h.snapshot();
-    for (le, n) in &s.cumulative {
-        let _ = writeln!(o, "{name}_bucket{{le=\"{le}\"}} {n}");
-    }
-    let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {}", s.count);
-    let _ = writeln!(o, "{name}_sum {}", s.sum_seconds);
-    let _ = writeln!(o, "{name}_count {}", s.count);
-}
-
-/// Escapes a label value (backslash, quote, newline).
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -310,6 +257,9 @@ mod tests {
         assert!(text.contains("outpost_uplink_puback_seconds_bucket{le=\"0.05\"} 1"));
         assert!(text.contains("outpost_uplink_puback_seconds_count 1"));
         assert!(text.contains("outpost_backlog_events{class=\"alert\"} 0"));
+        assert!(text.contains("outpost_events_forwarded_total{class=\"status\"} 0"));
+        assert!(text.contains("outpost_build_info{version=\""));
+        assert!(text.ends_with("# EOF\n"), "{text}");
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let name = line.split(' ').nth(2).unwrap();
             assert_eq!(
@@ -326,5 +276,75 @@ mod tests {
         assert!(!text.contains("outpost_backlog_events"));
         assert!(text.contains("outpost_redis_up 0"));
         assert!(text.contains("outpost_healthy 0"));
+    }
+
+    #[test]
+    fn reconnects_are_connects_after_the_first() {
+        let m = Metrics::default();
+        m.uplink_connected();
+        m.uplink_connected();
+        let text = render(&m, None, true);
+        assert!(text.contains("outpost_uplink_connects_total 2"), "{text}");
+        assert!(text.contains("outpost_uplink_reconnects_total 1"), "{text}");
+        assert!(text.contains("outpost_uplink_up 1"), "{text}");
+    }
+
+    #[test]
+    fn regions_have_their_own_series_and_uplink_up_is_any_region() {
+        let m = Metrics::default();
+        assert!(m.region_connected("eu"));
+        assert!(m.region_connected("us"));
+        m.region("us", |r| r.missed += 4);
+        m.region("eu", |r| r.forwarded[Class::Alert.index()] += 2);
+        assert!(m.region_lost("us"));
+        assert!(!m.region_lost("us"));
+        let text = render(&m, None, true);
+        assert!(
+            text.contains("outpost_uplink_region_up{region=\"eu\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outpost_uplink_region_up{region=\"us\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outpost_uplink_region_connects_total{region=\"us\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outpost_uplink_region_missed_total{region=\"us\"} 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outpost_uplink_region_forwarded_total{region=\"eu\",class=\"alert\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("outpost_uplink_up 1"), "{text}");
+        assert!(text.contains("outpost_uplink_connects_total 2"), "{text}");
+        assert!(m.region_lost("eu"));
+        assert!(!m.uplink_is_up());
+    }
+
+    #[test]
+    fn downlink_families_come_from_redis() {
+        let g = RedisGauges {
+            downlink: vec![("bad:too_long".into(), 3), ("delivered".into(), 2)],
+            downlink_pending: 5,
+            ..Default::default()
+        };
+        let text = render(&Metrics::default(), Some(&g), true);
+        assert!(
+            text.contains("outpost_downlink_messages_total{state=\"delivered\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outpost_downlink_messages_total{state=\"queued\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outpost_downlink_bad_total{reason=\"too_long\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("outpost_downlink_pending 5"), "{text}");
     }
 }

@@ -82,11 +82,7 @@ pub async fn supervise(ops: Arc<Ops>, token: CancellationToken) {
             _ = token.cancelled() => break,
             _ = tick.tick() => {}
         }
-        live.observe_uplink(
-            ops.metrics
-                .uplink_up
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
+        live.observe_uplink(ops.metrics.uplink_is_up());
         let stuck = live.stuck();
         if stuck.is_empty() {
             if watchdog.is_some() {

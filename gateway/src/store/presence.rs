@@ -6,8 +6,11 @@ use chrono::{DateTime, TimeZone, Utc};
 
 impl Store {
     /// Emits an offline presence event for every device whose deadline is at or before `now`.
-    /// Returns how many went offline.
-    pub async fn expire_presence(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    /// Returns the devices that went offline, each with its profile name.
+    pub async fn expire_presence(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let due: Vec<(String, i64)> = redis::cmd("ZRANGEBYSCORE")
             .arg(self.key("presence:deadline"))
             .arg("-inf")
@@ -18,11 +21,12 @@ impl Store {
             .arg(500)
             .query_async(&mut self.conn())
             .await?;
-        let mut n = 0;
+        let mut gone = Vec::new();
         for (dev, deadline) in due {
-            let last_seen: Option<i64> = redis::cmd("HGET")
+            let (last_seen, profile): (Option<i64>, Option<String>) = redis::cmd("HMGET")
                 .arg(self.key(&format!("dev:{dev}")))
                 .arg("last_seen")
+                .arg("profile")
                 .query_async(&mut self.conn())
                 .await?;
             let last_seen = last_seen
@@ -47,8 +51,10 @@ impl Store {
                 .arg(json)
                 .invoke_async(&mut self.conn())
                 .await?;
-            n += usize::from(id.is_some());
+            if id.is_some() {
+                gone.push((dev, profile.unwrap_or_default()));
+            }
         }
-        Ok(n)
+        Ok(gone)
     }
 }

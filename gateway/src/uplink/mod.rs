@@ -15,7 +15,6 @@ use crate::context::Context;
 use crate::store::Region;
 use crate::util::{backoff::Backoff, ratelimit::LogGate};
 use chrono::Utc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -107,20 +106,12 @@ async fn region(
 /// Records region `name` up or down (metrics, and Redis for `status` when it changed); the
 /// process-wide `uplink_up` is "any region up".
 async fn set_up(ctx: &Context, name: &str, up: bool) {
-    let mut was = false;
-    ctx.metrics.region(name, |r| {
-        was = r.up;
-        r.up = up;
-        if up {
-            r.connects += 1;
-        }
-    });
-    let any = ctx.metrics.regions().values().any(|r| r.up);
-    ctx.metrics.uplink_up.store(any, Relaxed);
-    if up {
-        ctx.metrics.uplink_connects.fetch_add(1, Relaxed);
-    }
-    if was != up {
+    let changed = if up {
+        ctx.metrics.region_connected(name)
+    } else {
+        ctx.metrics.region_lost(name)
+    };
+    if changed {
         let state = if up { "up" } else { "down" };
         if let Err(e) = ctx.store.set_uplink_state(name, state, Utc::now()).await {
             tracing::debug!(error = %e, "could not record uplink state");

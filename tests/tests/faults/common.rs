@@ -10,8 +10,8 @@ use outpost_system_tests::{
 };
 use serde_json::{json, Value};
 
-pub use crate::checks::{check, republished_events, Tally};
-pub use crate::feed::{Feed, Publisher};
+pub use outpost_system_tests::feed::{Feed, Publisher};
+pub use outpost_system_tests::tally::{check, republished_events, Tally};
 
 /// Gateway id of every fault test.
 pub const GW: &str = "veh-fault";

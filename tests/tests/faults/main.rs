@@ -7,10 +7,8 @@
 
 mod bounded_outbox;
 mod brokers;
-mod checks;
 mod common;
 mod drive;
-mod feed;
 mod half_open;
 mod kill_outpost;
 mod kill_redis;

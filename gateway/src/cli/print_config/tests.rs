@@ -56,10 +56,11 @@ fn every_key_of_the_config_is_in_the_template() {
             "buffer",
             "ops",
             "serial",
-            "mqtt"
+            "mqtt",
+            "tak"
         ]
     );
-    let sections: [(&str, &[&str]); 8] = [
+    let sections: [(&str, &[&str]); 9] = [
         ("\n[gateway]", fields_of::<RawGateway>()),
         ("\n[redis]", fields_of::<RawRedis>()),
         ("\n[devices_mqtt]", fields_of::<RawDevicesMqtt>()),
@@ -68,6 +69,7 @@ fn every_key_of_the_config_is_in_the_template() {
         ("\n[ops]", fields_of::<RawOps>()),
         ("\n# [[serial]]", fields_of::<RawSerial>()),
         ("\n# [[mqtt]]", fields_of::<RawMqtt>()),
+        ("\n# [[tak]]", fields_of::<RawTak>()),
     ];
     for (header, fields) in sections {
         assert!(!fields.is_empty(), "{header}");

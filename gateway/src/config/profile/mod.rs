@@ -24,6 +24,8 @@ pub enum DecoderKind {
     Gpsd,
     AtModem,
     Json,
+    /// TAK users read from a TAK server's CoT stream (`[[tak]] subscribe = true`, SPEC §10).
+    Cot,
 }
 
 impl DecoderKind {
@@ -49,6 +51,7 @@ impl DecoderKind {
             DecoderKind::Gpsd => "gpsd",
             DecoderKind::AtModem => "at-modem",
             DecoderKind::Json => "json",
+            DecoderKind::Cot => "cot",
         }
     }
 }
@@ -284,6 +287,8 @@ pub struct RawProfile {
     pub downlink: Option<RawDownlink>,
     /// Options of the `owntracks` decoder.
     pub owntracks: Option<Spanned<OwntracksOptions>>,
+    /// CoT type of this kind of device's PLI on a TAK server (SPEC §10), e.g. `a-f-G-U-C`.
+    pub tak_type: Option<Spanned<String>>,
 }
 
 fn default_presence_timeout() -> Duration {
@@ -378,6 +383,14 @@ impl Profile {
     /// The downlink of this profile, if it has one.
     pub fn downlink(&self) -> Option<&RawDownlink> {
         self.raw.downlink.as_ref()
+    }
+
+    /// The CoT type of this profile's devices on a TAK server (default `a-f-G-U-C`).
+    pub fn tak_type(&self) -> &str {
+        self.raw
+            .tak_type
+            .as_ref()
+            .map_or(outpost_cot::DEFAULT_TYPE, |t| t.get_ref().as_str())
     }
 
     /// The device id template (`{N}` = topic level N), if any.

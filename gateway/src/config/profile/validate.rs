@@ -44,6 +44,24 @@ pub fn validate(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
     if let Some(d) = &raw.downlink {
         super::downlink::validate(d, *raw.decoder.get_ref(), &|k| cx.at(k), p);
     }
+    tak_type(raw, p);
+}
+
+/// A CoT type is dash-separated atoms, starting with `a` (an atom: a unit on the map),
+/// e.g. `a-f-G-U-C` (friendly ground unit, combat) or `a-f-G-E-V-A` (ambulance).
+fn tak_type(raw: &RawProfile, p: &mut Problems) {
+    let Some(t) = &raw.tak_type else { return };
+    let s = t.get_ref();
+    let ok = s.starts_with("a-")
+        && s.len() <= 64
+        && s.split('-')
+            .all(|a| !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric()));
+    if !ok {
+        p.push(
+            Some(t.span()),
+            format!("tak_type: {s:?} is not a CoT unit type like \"a-f-G-U-C\""),
+        );
+    }
 }
 
 fn header(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
@@ -88,6 +106,7 @@ fn transport(kind: DecoderKind) -> &'static str {
     match kind {
         k if k.is_mqtt() => "takes MQTT messages",
         DecoderKind::Gpsd => "connects to a gpsd daemon",
+        DecoderKind::Cot => "reads a TAK server ([[tak]] subscribe = true)",
         _ => "reads a serial line",
     }
 }

@@ -1,13 +1,13 @@
-//! The end checks of issue 3: every acknowledged event at the hub exactly once, in order per
+//! The end checks of issue 3 (shared by the fault tests and the bench soak): every acknowledged event at the hub exactly once, in order per
 //! device and class; ids stable and strictly increasing; and the tally line.
 
 use std::collections::{BTreeMap, HashMap};
 
-use outpost_system_tests::dedup::RawBatch;
-use outpost_system_tests::{parse_event_id, EventId, Hub};
 use serde_json::Value;
 
+use crate::dedup::RawBatch;
 use crate::feed::Feed;
+use crate::{parse_event_id, EventId, Hub};
 
 /// The per-test counts of issue 3.
 #[derive(Debug, Default, Clone, Copy)]

@@ -2,12 +2,12 @@
 //! acknowledged (the source's view of "accepted"); a thread that keeps publishing.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use outpost_system_tests::Device;
+use crate::Device;
 use serde_json::{json, Value};
 
 /// OwnTracks phones publishing numbered fixes QoS 1, remembering which publishes the device
@@ -117,6 +117,8 @@ struct Ctl {
     stop: AtomicBool,
     paused: AtomicBool,
     busy: AtomicBool,
+    /// Publishes the broker acknowledged so far (readable while the feed runs).
+    acked: AtomicU64,
 }
 
 impl Publisher {
@@ -135,7 +137,9 @@ impl Publisher {
                     std::thread::sleep(Duration::from_millis(10));
                     continue;
                 }
-                feed.publish(chunk);
+                if feed.publish(chunk) {
+                    c.acked.fetch_add(chunk, SeqCst);
+                }
                 c.busy.store(false, SeqCst);
                 std::thread::sleep(every);
             }
@@ -154,6 +158,11 @@ impl Publisher {
         while self.ctl.busy.load(SeqCst) {
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Publishes acknowledged by the device broker so far.
+    pub fn acked(&self) -> u64 {
+        self.ctl.acked.load(SeqCst)
     }
 
     /// Publishes again.
