@@ -16,6 +16,8 @@
 //! - [`store`]: Redis — outbox streams per class, latest state, geo index, presence deadlines.
 //! - [`uplink`]: drains the outbox to the hub in class order with an in-flight window.
 //! - [`buffer`] and [`thin`]: the bounded outbox — thin the oldest location history first.
+//! - [`downlink`]: messages to devices (SPEC §8) — the hub's `down` topic, a queue per device
+//!   in Redis, delivery through the device's profile, receipts back through the outbox.
 //! - [`presence`]: offline after the profile's timeout, online again on the next report.
 //! - [`tak`]: `[[tak]]` outputs — the picture as CoT to TAK servers, TAK users in (SPEC §10),
 //!   fed from what the store accepts, independent of the uplink.
@@ -31,6 +33,7 @@ pub mod context;
 pub mod daemon;
 pub mod decode;
 pub mod demo;
+pub mod downlink;
 pub mod ingest;
 pub mod mqtt_opts;
 pub mod ops;

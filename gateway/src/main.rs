@@ -36,6 +36,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Queue a message for a device (SPEC §8); works without the hub. The running daemon
+    /// delivers it; `outpost status` lists what is pending.
+    Send {
+        #[arg(short, long, default_value = outpost::config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Device id, or "*" for every device that takes text.
+        #[arg(long)]
+        to: String,
+        /// Drop the message (receipt "expired") if not sent within this long.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+        /// Ask an OwnTracks phone to report its position now, instead of sending text.
+        #[arg(long)]
+        locate: bool,
+        /// The text.
+        #[arg(required_unless_present = "locate")]
+        text: Option<String>,
+    },
     /// Print a commented gateway.toml template with every key and its default.
     PrintConfig,
     /// Decode a device capture with a profile and print events as JSON lines.
@@ -65,6 +83,21 @@ fn main() -> ExitCode {
         Command::Run { config } => cli::run(&config),
         Command::Check { config } => cli::check(&config),
         Command::Status { config, json } => cli::status(&config, json),
+        Command::Send {
+            config,
+            to,
+            ttl,
+            locate,
+            text,
+        } => cli::send(
+            &config,
+            cli::SendArgs {
+                to,
+                ttl,
+                text: text.unwrap_or_default(),
+                locate,
+            },
+        ),
         Command::PrintConfig => cli::print_config(),
         Command::Demo { seconds } => outpost::demo::demo(seconds),
         Command::Decode {

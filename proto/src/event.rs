@@ -6,22 +6,28 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 
-/// The five uplink classes, in drain order (alert first).
+/// The uplink classes, in drain order (alert first; SPEC §6). `receipt` (downlink message
+/// receipts, SPEC §8) drains right after `message`: a dispatcher waits on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
     Alert,
     Message,
+    Receipt,
     Presence,
     Status,
     Location,
 }
 
 impl Class {
+    /// How many classes there are (the length of per-class arrays).
+    pub const COUNT: usize = 6;
+
     /// Every class in drain order.
-    pub const ALL: [Class; 5] = [
+    pub const ALL: [Class; Class::COUNT] = [
         Class::Alert,
         Class::Message,
+        Class::Receipt,
         Class::Presence,
         Class::Status,
         Class::Location,
@@ -32,6 +38,7 @@ impl Class {
         match self {
             Class::Alert => "alert",
             Class::Message => "message",
+            Class::Receipt => "receipt",
             Class::Presence => "presence",
             Class::Status => "status",
             Class::Location => "location",
@@ -197,6 +204,66 @@ pub struct Message {
 /// The largest message text accepted (SPEC §5: at most 4 KiB).
 pub const MAX_TEXT_BYTES: usize = 4096;
 
+/// Where a downlink message (SPEC §8) stands for one device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptState {
+    /// In the gateway's queue, waiting for the device to be online and reachable.
+    Queued,
+    /// Handed to the device's transport (e.g. PUBACK from the device broker).
+    Sent,
+    /// The device acknowledged it.
+    Delivered,
+    /// Its expiry passed before it could go out.
+    Expired,
+    /// It cannot be delivered (`reason` says why).
+    Failed,
+}
+
+impl ReceiptState {
+    /// Every state, in the order a message normally moves through them.
+    pub const ALL: [ReceiptState; 5] = [
+        ReceiptState::Queued,
+        ReceiptState::Sent,
+        ReceiptState::Delivered,
+        ReceiptState::Expired,
+        ReceiptState::Failed,
+    ];
+
+    /// The lowercase name used in JSON, keys and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiptState::Queued => "queued",
+            ReceiptState::Sent => "sent",
+            ReceiptState::Delivered => "delivered",
+            ReceiptState::Expired => "expired",
+            ReceiptState::Failed => "failed",
+        }
+    }
+
+    /// The state named `s`; `None` for an unknown name.
+    pub fn parse(s: &str) -> Option<ReceiptState> {
+        ReceiptState::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// True when nothing further will happen to the message on this device.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ReceiptState::Delivered | ReceiptState::Expired | ReceiptState::Failed
+        )
+    }
+}
+
+/// A receipt for a downlink message on one device (the event's `dev`), SPEC §5/§8.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Receipt {
+    pub msg_id: String,
+    pub state: ReceiptState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// An alert (emergency button, man-down …).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Alert {
@@ -229,6 +296,7 @@ pub struct Presence {
 pub enum Body {
     Alert(Alert),
     Message(Message),
+    Receipt(Receipt),
     Presence(Presence),
     Status(Status),
     Location(Location),
@@ -240,6 +308,7 @@ impl Body {
         match self {
             Body::Alert(_) => Class::Alert,
             Body::Message(_) => Class::Message,
+            Body::Receipt(_) => Class::Receipt,
             Body::Presence(_) => Class::Presence,
             Body::Status(_) => Class::Status,
             Body::Location(_) => Class::Location,

@@ -7,10 +7,13 @@
 //! - [`event`]: the event model every decoder produces and the uplink carries.
 //! - [`id`]: event ids (Redis stream entry ids `"<ms>-<seq>"`) and their order.
 //! - [`topic`]: `<topic_prefix>/<gateway>/{up/<class>,state,snapshot,down}` built and parsed.
+//! - [`down`]: downlink messages to devices (SPEC §8), parsed with the `msg_id` kept for a
+//!   `failed` receipt.
 //! - [`batch`]: batch payloads — built by the gateway from stored JSON, parsed and checked by
 //!   the hub.
 
 pub mod batch;
+pub mod down;
 pub mod event;
 pub mod id;
 pub mod topic;

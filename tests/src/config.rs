@@ -61,6 +61,9 @@ pub struct GatewayConfig {
     pub serial: Vec<SerialSource>,
     /// Raw TOML appended as is, for keys this builder does not know yet.
     pub extra: String,
+    /// Replaces the `[uplink]` header line (e.g. `[[uplink]]\nname = "a"`: the first of
+    /// several regions, the others in `extra`).
+    pub uplink_header: Option<String>,
 }
 
 impl GatewayConfig {
@@ -85,6 +88,7 @@ impl GatewayConfig {
             mqtt: Vec::new(),
             serial: Vec::new(),
             extra: String::new(),
+            uplink_header: None,
         }
     }
 
@@ -187,7 +191,8 @@ impl GatewayConfig {
         let _ = writeln!(t, "prefix = {}\n", q(&self.redis_prefix));
         let _ = writeln!(t, "[devices_mqtt]\nurl = {}", q(&self.devices_url));
         let _ = writeln!(t, "client_id = {}\n", q(&self.devices_client_id));
-        let _ = writeln!(t, "[uplink]\nurl = {}", q(&self.uplink_url));
+        let header = self.uplink_header.as_deref().unwrap_or("[uplink]\n");
+        let _ = writeln!(t, "{header}url = {}", q(&self.uplink_url));
         let _ = writeln!(t, "topic_prefix = {}", q(&self.topic_prefix));
         if let Some(k) = &self.keep_alive {
             let _ = writeln!(t, "keep_alive = {}", q(k));

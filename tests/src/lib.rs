@@ -13,6 +13,7 @@
 //! - [`redis_cluster`]: a real 3-master Redis Cluster.
 //! - [`device`]: a field device publishing QoS 1 to the device broker.
 //! - [`outpost`]: builds and runs the `outpost` binary; [`config`] renders its `gateway.toml`.
+//! - [`sniffer`]: a listener on a broker topic (what the gateway sends to devices).
 //! - [`rig`]: a whole bench (Redis, device broker, hub broker, proxy, hub) and profile copies.
 //! - [`mesh_radio`]: a scripted Meshtastic radio (serial API) on a pty.
 //! - [`pty`]: a serial device on a pseudo-terminal pair (socat), unplugged and replugged.
@@ -42,6 +43,7 @@ pub mod redis_cluster;
 pub mod redis_server;
 pub mod rig;
 pub mod rt;
+pub mod sniffer;
 pub mod tak_user;
 pub mod taky;
 pub mod tally;
@@ -60,6 +62,7 @@ pub use proxy::TcpProxy;
 pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 pub use rig::{rfc3339, ProfileDir, Rig, GW};
+pub use sniffer::Sniffer;
 pub use tak_user::TakUser;
 pub use taky::{Taky, TakyTls};
 

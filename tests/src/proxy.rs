@@ -67,7 +67,8 @@ struct Stats {
 /// The proxy: listens on a free loopback port, forwards to `target`; stops on drop.
 pub struct TcpProxy {
     addr: SocketAddr,
-    target: SocketAddr,
+    /// Where new connections go (`retarget` moves it, e.g. to a rebuilt server).
+    target: Arc<std::sync::Mutex<SocketAddr>>,
     state: watch::Sender<LinkState>,
     stats: Arc<Stats>,
     // Last field: dropped last, after the handles above, which stops every task.
@@ -89,8 +90,13 @@ impl TcpProxy {
             cuts: 0,
         });
         let stats = Arc::new(Stats::default());
-        rt.handle()
-            .spawn(accept_loop(listener, target, state_rx, stats.clone()));
+        let target = Arc::new(std::sync::Mutex::new(target));
+        rt.handle().spawn(accept_loop(
+            listener,
+            target.clone(),
+            state_rx,
+            stats.clone(),
+        ));
         Ok(Self {
             addr,
             target,
@@ -112,7 +118,13 @@ impl TcpProxy {
 
     /// Where traffic goes.
     pub fn target(&self) -> SocketAddr {
-        self.target
+        *self.target.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends new connections to `target` from now on (existing ones keep theirs): a client's
+    /// configured address stays valid while the server behind it is rebuilt elsewhere.
+    pub fn retarget(&self, target: SocketAddr) {
+        *self.target.lock().unwrap_or_else(|e| e.into_inner()) = target;
     }
 
     /// `mqtt://127.0.0.1:<port>`: the proxy as an MQTT broker URL.
@@ -171,7 +183,7 @@ impl TcpProxy {
 
 async fn accept_loop(
     listener: TcpListener,
-    target: SocketAddr,
+    target: Arc<std::sync::Mutex<SocketAddr>>,
     state: watch::Receiver<LinkState>,
     stats: Arc<Stats>,
 ) {
@@ -192,6 +204,7 @@ async fn accept_loop(
         stats.accepted.fetch_add(1, Ordering::SeqCst);
         stats.active.fetch_add(1, Ordering::SeqCst);
         let (state, stats) = (state.clone(), stats.clone());
+        let target = *target.lock().unwrap_or_else(|e| e.into_inner());
         tokio::spawn(async move {
             let mut cut_watch = state.clone();
             tokio::select! {

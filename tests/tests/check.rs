@@ -171,7 +171,7 @@ fn config_unknown_key_is_reported() {
         &[
             r#"config-unknown-key.toml:4:1: gateway: unknown key `profile`, expected `id` or `profiles`"#,
             r#"config-unknown-key.toml:8:10: redis.prefix: invalid type: integer `7`, expected a string"#,
-            r#"config-unknown-key.toml:12:1: uplink: unknown key `keepalive`, expected one of `url`, `topic_prefix`, `client_id`, `ca_file`, `cert_file`, `key_file`, `username`, `password_file`, `keep_alive`, `batch_max_events`, `inflight`"#,
+            r#"config-unknown-key.toml:12:1: uplink: unknown key `keepalive`, expected one of `name`, `url`, `topic_prefix`, `client_id`, `ca_file`, `cert_file`, `key_file`, `username`, `password_file`, `keep_alive`, `batch_max_events`, `inflight`, `max_lag`"#,
         ],
     );
 }
@@ -310,7 +310,7 @@ fn profile_unknown_key_is_reported() {
     check_profile(
         "unknown-key",
         &[
-            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`, `meshtastic`, `owntracks`, `tak_type`"#,
+            r#"6:1: unknown key `colour`, expected one of `name`, `description`, `version`, `decoder`, `presence_timeout`, `mqtt`, `serial`, `gpsd`, `report`, `json`, `at_modem`, `meshtastic`, `downlink`, `owntracks`, `tak_type`"#,
             r#"8:1: mqtt: missing key `topic`"#,
             r#"9:1: mqtt: unknown key `topics`, expected `topic` or `device_id`"#,
         ],
@@ -376,6 +376,20 @@ fn unreadable_config_is_invalid_input() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout)
         .starts_with("no-such-gateway.toml:1:1: cannot read config: "));
+}
+
+#[test]
+fn profile_bad_downlink_is_reported() {
+    check_profile(
+        "bad-downlink",
+        &[
+            r#"15:9: downlink.topic: must be a topic name (no wildcards), not empty"#,
+            r#"16:11: downlink: unknown placeholder {device}; use {dev}, {msg_id} or {text}"#,
+            r#"16:11: downlink.payload: not JSON once filled in (expected value at line 1 column 9); put {text} inside quotes"#,
+            r#"17:8: downlink.from: not used by downlink type "json""#,
+            r#"18:13: downlink.ack_topic: needs downlink.ack_pointer (where the msg_id is)"#,
+        ],
+    );
 }
 
 #[test]

@@ -32,6 +32,11 @@ fn assert_envelope(e: &Value, class: &str) {
 fn owntracks_location_reaches_hub_with_exact_coordinates_and_device_time() {
     let rig = Rig::new().unwrap();
     let _gw = rig.start(&rig.config().mqtt("owntracks")).unwrap();
+    // "Went out live" (replay false) needs the uplink up before the fix arrives.
+    assert!(outpost_system_tests::wait_until(T, || rig
+        .uplink_state()
+        .as_deref()
+        == Some("up")));
     let phone = rig.device("alice-phone-app").unwrap();
     phone
         .publish_qos1("owntracks/alice/phone", OWNTRACKS_FIX)

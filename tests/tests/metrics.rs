@@ -129,7 +129,9 @@ fn metrics_and_healthz_report_a_working_gateway() {
     assert_eq!(sample(&m2, "outpost_devices_online"), Some(1.0), "{m2}");
     assert_eq!(sample(&m2, "outpost_redis_up"), Some(1.0));
     assert_eq!(sample(&m2, "outpost_healthy"), Some(1.0));
-    for c in ["alert", "message", "presence", "status", "location"] {
+    for c in [
+        "alert", "message", "receipt", "presence", "status", "location",
+    ] {
         assert!(
             sample(&m2, &format!("outpost_backlog_events{{class=\"{c}\"}}")).is_some(),
             "{c}: {m2}"
@@ -140,7 +142,7 @@ fn metrics_and_healthz_report_a_working_gateway() {
 }
 
 /// Every family of the ops contract (docs/install.md §6), as OpenMetrics names it, and its type.
-const FAMILIES: [(&str, &str); 17] = [
+const FAMILIES: [(&str, &str); 24] = [
     ("outpost_build_info", "gauge"),
     ("outpost_events_in", "counter"),
     ("outpost_events_forwarded", "counter"),
@@ -151,12 +153,19 @@ const FAMILIES: [(&str, &str); 17] = [
     ("outpost_uplink_connects", "counter"),
     ("outpost_uplink_reconnects", "counter"),
     ("outpost_devices_broker_connects", "counter"),
+    ("outpost_uplink_region_up", "gauge"),
+    ("outpost_uplink_region_connects", "counter"),
+    ("outpost_uplink_region_forwarded", "counter"),
+    ("outpost_uplink_region_missed", "counter"),
     ("outpost_uplink_puback_seconds", "histogram"),
     ("outpost_redis_ingest_seconds", "histogram"),
     ("outpost_redis_up", "gauge"),
     ("outpost_backlog_events", "gauge"),
     ("outpost_backlog_oldest_age_seconds", "gauge"),
     ("outpost_devices_online", "gauge"),
+    ("outpost_downlink_messages", "counter"),
+    ("outpost_downlink_bad", "counter"),
+    ("outpost_downlink_pending", "gauge"),
     ("outpost_healthy", "gauge"),
 ];
 
@@ -211,6 +220,10 @@ fn metrics_parse_as_openmetrics_with_every_family() {
         );
     }
     for (name, kind) in &FAMILIES {
+        // Bad downlink messages are counted by reason: no refusal yet, no sample.
+        if *name == "outpost_downlink_bad" && !exp.families.contains_key(*name) {
+            continue;
+        }
         let fam = exp
             .families
             .get(*name)

@@ -132,9 +132,9 @@ fn status_reads_redis_while_the_daemon_is_down() {
         .collect();
     assert_eq!(
         names,
-        ["alert", "message", "presence", "status", "location"]
+        ["alert", "message", "receipt", "presence", "status", "location"]
     );
-    let loc = &classes[4];
+    let loc = &classes[5];
     assert_eq!(loc["backlog"], 2, "the acknowledged entry is not backlog");
     let age = loc["oldest_age_s"].as_i64().unwrap();
     assert!((125..180).contains(&age), "oldest age {age}");

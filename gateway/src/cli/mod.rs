@@ -3,10 +3,12 @@
 
 mod decode;
 mod print_config;
+mod send;
 mod status;
 
 pub use decode::decode;
 pub use print_config::print_config;
+pub use send::{send, SendArgs};
 pub use status::status;
 
 use crate::config::{ConfigError, Settings};

@@ -65,6 +65,10 @@ impl<'a> From<&'a Broker> for crate::tls::TlsFiles<'a> {
 /// Uplink settings (SPEC §5).
 #[derive(Debug, Clone)]
 pub struct Uplink {
+    /// The region (SPEC §9): its cursor, metrics label and `status` line.
+    pub name: String,
+    /// A region lagging longer than this no longer holds back the outbox trim.
+    pub max_lag: Duration,
     pub broker: Broker,
     pub topic_prefix: String,
     pub batch_max_events: usize,
@@ -109,7 +113,10 @@ pub struct Settings {
     pub redis_url: String,
     pub prefix: String,
     pub devices_mqtt: Option<Broker>,
+    /// The first region (the downlink's hub session uses it).
     pub uplink: Uplink,
+    /// Every region, in file order (one for a single `[uplink]` table).
+    pub uplinks: Vec<Uplink>,
     pub max_events: u64,
     pub ops_listen: Option<SocketAddr>,
     /// `[ops] uplink_down_grace`: uplink down longer than this makes `/healthz` 503.

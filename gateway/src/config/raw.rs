@@ -13,7 +13,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub redis: RawRedis,
     pub devices_mqtt: Option<RawDevicesMqtt>,
-    pub uplink: RawUplink,
+    pub uplink: UplinkTables,
     #[serde(default)]
     pub buffer: RawBuffer,
     #[serde(default)]
@@ -77,10 +77,55 @@ pub fn default_keep_alive() -> Duration {
     Duration::from_secs(30)
 }
 
-/// `[uplink]`: the regional hub.
+/// `[uplink]` (one hub) or `[[uplink]]` tables (one per region, SPEC §9).
+#[derive(Debug)]
+pub enum UplinkTables {
+    One(RawUplink),
+    Many(Vec<RawUplink>),
+}
+
+impl UplinkTables {
+    /// The tables in file order.
+    pub fn list(&self) -> Vec<&RawUplink> {
+        match self {
+            UplinkTables::One(u) => vec![u],
+            UplinkTables::Many(v) => v.iter().collect(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UplinkTables {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UplinkTables;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an [uplink] table or [[uplink]] tables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<Self::Value, A::Error> {
+                RawUplink::deserialize(MapAccessDeserializer::new(m)).map(UplinkTables::One)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                s: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::<RawUplink>::deserialize(SeqAccessDeserializer::new(s)).map(UplinkTables::Many)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One hub: `[uplink]`, or one region's `[[uplink]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUplink {
+    /// The region (`[A-Za-z0-9_-]{1,32}`); `"default"` for a single table without one.
+    pub name: Option<Spanned<String>>,
     pub url: Spanned<String>,
     #[serde(default = "default_topic_prefix")]
     pub topic_prefix: Spanned<String>,
@@ -96,6 +141,17 @@ pub struct RawUplink {
     pub batch_max_events: Spanned<i64>,
     #[serde(default = "default_inflight")]
     pub inflight: Spanned<i64>,
+    /// SPEC §9: a region whose oldest unacknowledged event is older than this stops holding
+    /// back the outbox trim (what it then misses is counted; `outpost-hub sync` fills it in).
+    #[serde(default = "default_max_lag", with = "humantime_serde")]
+    pub max_lag: Duration,
+}
+
+/// The region name of a single `[uplink]` table without `name`.
+pub const DEFAULT_REGION: &str = "default";
+
+pub fn default_max_lag() -> Duration {
+    Duration::from_secs(6 * 3600)
 }
 
 pub fn default_topic_prefix() -> Spanned<String> {

@@ -9,6 +9,8 @@ use super::*;
 use toml::de::DeTable;
 use toml::Spanned;
 
+mod uplinks;
+
 /// Where keys are in the parsed document.
 struct Doc<'a, 'd>(&'a Spanned<DeTable<'d>>);
 
@@ -73,37 +75,7 @@ pub(super) fn validate(
             [None, None, None],
         )
     });
-    let u = &raw.uplink;
-    let uplink_client = u
-        .client_id
-        .as_ref()
-        .map(|c| c.get_ref().clone())
-        .unwrap_or_else(|| format!("outpost-{id}-uplink"));
-    keep_alive(&doc, p, "uplink", u.keep_alive);
-    let uplink_broker = broker(
-        base,
-        p,
-        "uplink",
-        &u.url,
-        uplink_client,
-        u.username.clone(),
-        u.password_file.as_ref(),
-        u.keep_alive,
-        [
-            u.ca_file.as_ref(),
-            u.cert_file.as_ref(),
-            u.key_file.as_ref(),
-        ],
-    );
-    let topic_prefix = u.topic_prefix.get_ref().trim_end_matches('/').to_string();
-    if topic_prefix.is_empty() || topic_prefix.contains(['+', '#']) {
-        p.push(
-            Some(u.topic_prefix.span()),
-            "uplink.topic_prefix: must be non-empty, without + or #",
-        );
-    }
-    let batch_max = int_in(p, &u.batch_max_events, 1, 10_000, "uplink.batch_max_events");
-    let inflight = int_in(p, &u.inflight, 1, 1_000, "uplink.inflight");
+    let uplinks = uplinks::uplinks(base, &doc, p, &id, &raw.uplink);
     let max_events = int_in(
         p,
         &raw.buffer.max_events,
@@ -144,12 +116,8 @@ pub(super) fn validate(
         redis_url,
         prefix,
         devices_mqtt,
-        uplink: Uplink {
-            broker: uplink_broker?,
-            topic_prefix,
-            batch_max_events: batch_max as usize,
-            inflight: inflight as usize,
-        },
+        uplink: uplinks.as_ref()?.first()?.clone(),
+        uplinks: uplinks?,
         max_events: max_events as u64,
         ops_listen,
         ops_uplink_grace: raw.ops.uplink_down_grace,

@@ -168,9 +168,16 @@ impl Components {
                     token,
                 });
             };
-        let uplink_fp = format!("{}|{:?}", s.gateway_id, s.uplink);
+        let uplink_fp = format!("{}|{:?}", s.gateway_id, s.uplinks);
         add("uplink".into(), uplink_fp, Component::Uplink, &|c| {
             Box::pin(crate::uplink::run(c))
+        });
+        let down_fp = format!(
+            "{}|{:?}|{:?}|{:?}",
+            s.gateway_id, s.uplink, s.devices_mqtt, s.mqtt
+        );
+        add("downlink".into(), down_fp, Component::Downlink, &|c| {
+            Box::pin(crate::downlink::run(c))
         });
         add(
             "presence".into(),

@@ -14,6 +14,8 @@ use std::time::Duration;
 pub struct DeviceStats {
     pub published: AtomicU64,
     pub acked: AtomicU64,
+    /// Messages the gateway sent to the radios (`sendtext` on the JSON downlink topic).
+    pub downlink: AtomicU64,
 }
 
 /// The device side: one MQTT connection publishing for every simulated device.
@@ -31,11 +33,18 @@ impl Devices {
         let (client, mut el) = AsyncClient::new(o, 256);
         let stats = Arc::new(DeviceStats::default());
         let s = stats.clone();
+        let c = client.clone();
         tokio::spawn(async move {
             loop {
                 match el.poll().await {
                     Ok(Event::Incoming(Packet::PubAck(_))) => {
                         s.acked.fetch_add(1, Relaxed);
+                    }
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = c.subscribe("msh/+/2/json/mqtt/", QoS::AtLeastOnce).await;
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) if p.payload.starts_with(b"{") => {
+                        s.downlink.fetch_add(1, Relaxed);
                     }
                     Ok(_) => {}
                     Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,

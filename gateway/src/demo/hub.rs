@@ -138,4 +138,41 @@ impl Hub {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
     }
+
+    /// Sends `text` to device `to` as a dispatcher does, through the hub's API (SPEC §8);
+    /// the message id, or None when the hub refused it (the demo only shows it).
+    pub fn send(&self, to: &str, text: &str) -> Option<String> {
+        let body = serde_json::json!({"to": to, "text": text, "ttl": "10m"}).to_string();
+        let mut r = self
+            .agent
+            .post(format!("{}/api/v1/messages", self.base))
+            .header("content-type", "application/json")
+            .send(body.as_str())
+            .ok()?;
+        let v: Value = serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok()?;
+        v["msg_id"].as_str().map(str::to_string)
+    }
+
+    /// Receipt states per message (`msg_id to dev` → states in id order) from the stored
+    /// `receipt` events of `gw`.
+    pub fn receipts(&self, gw: &str) -> Vec<(String, Vec<String>)> {
+        let v = self.get(&format!("/api/v1/events?gw={gw}&class=receipt&limit=10000"));
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for e in v["events"].as_array().into_iter().flatten() {
+            let key = format!(
+                "{} to {}",
+                e["msg_id"].as_str().unwrap_or("?"),
+                e["dev"].as_str().unwrap_or("?")
+            );
+            let mut state = e["state"].as_str().unwrap_or("?").to_string();
+            if let Some(r) = e["reason"].as_str() {
+                state = format!("{state} ({r})");
+            }
+            match out.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, states)) => states.push(state),
+                None => out.push((key, vec![state])),
+            }
+        }
+        out
+    }
 }

@@ -116,6 +116,25 @@ async fn run(seconds: u64) -> anyhow::Result<ExitCode> {
         if t == alert_at {
             line(tty, "EMERGENCY button pressed on radio r7 (uplink down)");
         }
+        if t == 3 {
+            let id = tokio::task::block_in_place(|| {
+                hub.send("!a1b2c3d4", "Engine 7: stage at the north lot")
+            });
+            line(
+                tty,
+                &format!("DISPATCH message {id:?} to radio !a1b2c3d4 (through the hub API)"),
+            );
+        }
+        if t == alert_at + 1 {
+            let id =
+                tokio::task::block_in_place(|| hub.send("!0badcafe", "Crew 2: hold at checkpoint"));
+            line(
+                tty,
+                &format!(
+                    "DISPATCH message {id:?} to radio !0badcafe (uplink down: the hub keeps it pending)"
+                ),
+            );
+        }
         devices.tick(t, t == alert_at).await;
         progress(
             tty,
@@ -280,6 +299,13 @@ fn summary(
     );
     println!("  duplicates dropped at hub    {:>6}", duplicates);
     println!("  lost                         {:>6}", lost);
+    println!(
+        "  sendtext publishes seen by the radios: {}",
+        devices.stats.downlink.load(Relaxed)
+    );
+    for (msg, states) in tokio::task::block_in_place(|| hub.receipts(GW)) {
+        println!("  receipts for {msg}: {}", states.join(" -> "));
+    }
     println!(
         "  gateway stopped cleanly (SIGTERM, exit 0): {}",
         if clean_exit { "yes" } else { "no" }

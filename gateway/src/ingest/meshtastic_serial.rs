@@ -289,6 +289,8 @@ impl Session<'_> {
                 input_hash: Some(hash),
                 maybe_duplicate: false,
                 rx: Utc::now(),
+                // A serial radio has no MQTT topic (the downlink reaches it over the port).
+                topic: String::new(),
             });
         }
     }

@@ -313,6 +313,16 @@ fn decode(routes: &[Route], p: &Publish) -> Result<DecodedInput, Drop> {
         .iter()
         .find(|r| matches(&r.filter, &p.topic))
         .ok_or_else(|| Drop("unknown_topic".into(), p.topic.clone()))?;
+    if let Some(d) = route.profile.downlink() {
+        if crate::downlink::render::is_own_downlink(d, &p.topic) {
+            // Our own message to a radio: acknowledged, not an input.
+            return Ok(DecodedInput {
+                items: Vec::new(),
+                dropped: Vec::new(),
+                name: None,
+            });
+        }
+    }
     let dev = route
         .device_id
         .apply(&p.topic)
@@ -335,15 +345,7 @@ fn decode(routes: &[Route], p: &Publish) -> Result<DecodedInput, Drop> {
         });
     }
     if decoded.events.is_empty() {
-        out.push(item(
-            route,
-            dev,
-            vec![],
-            &decoded.dedup_key,
-            hash,
-            p.dup,
-            rx,
-        ));
+        out.push(item(route, dev, vec![], &decoded.dedup_key, hash, p, rx));
         return Ok(DecodedInput {
             items: out,
             dropped,
@@ -356,7 +358,7 @@ fn decode(routes: &[Route], p: &Publish) -> Result<DecodedInput, Drop> {
             Some(i) => i.events.push(e),
             None => {
                 let d = e.dev.clone();
-                out.push(item(route, d, vec![e], &decoded.dedup_key, hash, p.dup, rx));
+                out.push(item(route, d, vec![e], &decoded.dedup_key, hash, p, rx));
             }
         }
     }
@@ -378,7 +380,7 @@ fn item(
     events: Vec<crate::event::Event>,
     dedup: &Option<String>,
     hash: u64,
-    dup: bool,
+    p: &Publish,
     rx: chrono::DateTime<Utc>,
 ) -> IngestItem {
     IngestItem {
@@ -388,7 +390,8 @@ fn item(
         events,
         dedup_key: dedup.clone(),
         input_hash: Some(hash),
-        maybe_duplicate: dup,
+        maybe_duplicate: p.dup,
         rx,
+        topic: p.topic.clone(),
     }
 }

@@ -164,6 +164,7 @@ impl DeviceState {
             input_hash: Some(hash),
             maybe_duplicate: false,
             rx,
+            topic: String::new(),
         }
     }
 

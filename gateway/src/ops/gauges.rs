@@ -22,8 +22,12 @@ pub struct Backlog {
 /// What one scrape read from Redis.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RedisGauges {
-    pub backlog: [Backlog; 5],
+    pub backlog: [Backlog; Class::COUNT],
     pub devices_online: u64,
+    /// `<prefix>:down:stats`: downlink messages by receipt state, bad ones as `bad:<reason>`.
+    pub downlink: Vec<(String, u64)>,
+    /// Messages waiting in device queues (`<prefix>:down:expiry` holds every queued one).
+    pub downlink_pending: u64,
 }
 
 /// Reads every gauge in one pipelined round trip.
@@ -41,10 +45,14 @@ pub async fn read(store: &Store, now_ms: u64) -> anyhow::Result<RedisGauges> {
     }
     pipe.cmd("ZCARD")
         .arg(format!("{}:presence:deadline", store.prefix()));
+    pipe.cmd("HGETALL")
+        .arg(format!("{}:down:stats", store.prefix()));
+    pipe.cmd("ZCARD")
+        .arg(format!("{}:down:expiry", store.prefix()));
     let replies: Vec<Value> =
         tokio::time::timeout(TIMEOUT, pipe.query_async(&mut store.conn())).await??;
     let mut g = RedisGauges::default();
-    for (i, pair) in replies.chunks(2).take(5).enumerate() {
+    for (i, pair) in replies.chunks(2).take(Class::COUNT).enumerate() {
         let depth = as_u64(&pair[0]);
         let oldest = pair.get(1).and_then(first_entry_ms);
         g.backlog[i] = Backlog {
@@ -55,7 +63,13 @@ pub async fn read(store: &Store, now_ms: u64) -> anyhow::Result<RedisGauges> {
             },
         };
     }
-    g.devices_online = replies.get(10).map_or(0, as_u64);
+    g.devices_online = replies.get(2 * Class::COUNT).map_or(0, as_u64);
+    if let Some(v) = replies.get(2 * Class::COUNT + 1) {
+        let mut m: Vec<(String, u64)> = redis::from_redis_value_ref(v).unwrap_or_default();
+        m.sort();
+        g.downlink = m;
+    }
+    g.downlink_pending = replies.get(2 * Class::COUNT + 2).map_or(0, as_u64);
     Ok(g)
 }
 

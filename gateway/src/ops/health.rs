@@ -26,17 +26,20 @@ pub enum Component {
     Presence,
     /// The outbox budget guard (thinning).
     Buffer,
+    /// Messages to devices (SPEC §8): the hub subscription and the dispatcher.
+    Downlink,
 }
 
 impl Component {
     /// Every component.
-    pub const ALL: [Component; 6] = [
+    pub const ALL: [Component; 7] = [
         Component::Ingest,
         Component::Serial,
         Component::Store,
         Component::Uplink,
         Component::Presence,
         Component::Buffer,
+        Component::Downlink,
     ];
 
     /// Lowercase name, for `/healthz` reasons and metrics labels.
@@ -48,6 +51,7 @@ impl Component {
             Component::Uplink => "uplink",
             Component::Presence => "presence",
             Component::Buffer => "buffer",
+            Component::Downlink => "downlink",
         }
     }
 
@@ -66,11 +70,11 @@ impl Component {
 pub struct Liveness {
     start: Instant,
     /// Tasks of the component currently running.
-    running: [AtomicU32; 6],
+    running: [AtomicU32; 7],
     /// Set once a task of the component was started: only started components can be dead.
-    started: [AtomicBool; 6],
+    started: [AtomicBool; 7],
     /// Last beat, ms since `start`.
-    beat_ms: [AtomicU64; 6],
+    beat_ms: [AtomicU64; 7],
     /// Beats older than this mean wedged.
     stale_ms: AtomicU64,
     /// The uplink went down at this ms since `start` (`-1`: it is up).

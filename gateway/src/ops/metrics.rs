@@ -10,7 +10,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Latency bucket bounds in seconds: 1 ms … 30 s, enough for a LAN Redis and a satellite uplink
@@ -39,6 +41,25 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// Labels of per-region series (SPEC §9).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegionLabel {
+    pub region: String,
+}
+
+/// Labels of `outpost_uplink_region_forwarded_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegionClassLabels {
+    pub region: String,
+    pub class: &'static str,
+}
+
+/// Labels of `outpost_downlink_messages_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
+}
+
 /// Counters, gauges and histograms of one gateway process. The fields are handles: cloning
 /// one (as the scrape registry does) shares the same atomics.
 #[derive(Debug)]
@@ -53,9 +74,9 @@ pub struct Metrics {
     pub duplicates: Counter,
     /// Inputs refused because the outbox share was full.
     pub refused: Counter,
-    /// Uplink connected.
+    /// Uplink connected (any region).
     uplink_up: AtomicBool,
-    /// Uplink (re)connections.
+    /// Uplink (re)connections, every region together.
     pub uplink_connects: Counter,
     /// Device broker (re)connections.
     pub devices_connects: Counter,
@@ -65,6 +86,19 @@ pub struct Metrics {
     pub redis_ingest: Histogram,
     /// Component liveness, for the watchdog and `/healthz`.
     pub live: Liveness,
+    /// Per region (SPEC §9), by name.
+    regions: Mutex<BTreeMap<String, RegionStats>>,
+}
+
+/// One region's uplink figures (label `region` on /metrics).
+#[derive(Debug, Default, Clone)]
+pub struct RegionStats {
+    pub up: bool,
+    pub connects: u64,
+    /// Events this region's hub acknowledged, by class.
+    pub forwarded: [u64; Class::COUNT],
+    /// Events trimmed before this region got them (it lagged past `max_lag`).
+    pub missed: u64,
 }
 
 impl Default for Metrics {
@@ -85,6 +119,7 @@ impl Default for Metrics {
             puback: Histogram::new(BOUNDS),
             redis_ingest: Histogram::new(BOUNDS),
             live: Liveness::default(),
+            regions: Mutex::default(),
         }
     }
 }
@@ -123,6 +158,20 @@ impl Metrics {
             .inc_by(n);
     }
 
+    /// Updates region `name`'s figures.
+    pub fn region(&self, name: &str, f: impl FnOnce(&mut RegionStats)) {
+        let mut m = self.regions.lock().unwrap_or_else(|e| e.into_inner());
+        f(m.entry(name.to_string()).or_default());
+    }
+
+    /// Every region's figures, by name.
+    pub fn regions(&self) -> BTreeMap<String, RegionStats> {
+        self.regions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Counts a dropped input by reason.
     pub fn add_drop(&self, reason: &str, n: u64) {
         let labels = ReasonLabel {
@@ -155,6 +204,31 @@ impl Metrics {
     /// The uplink is down; returns whether it was up until now.
     pub fn uplink_lost(&self) -> bool {
         self.uplink_up.swap(false, Relaxed)
+    }
+
+    /// Region `name` connected: marks it up, counts the connection (for the region and in
+    /// `outpost_uplink_connects`) and sets `outpost_uplink_up`. Returns whether the region
+    /// was down until now.
+    pub fn region_connected(&self, name: &str) -> bool {
+        let mut m = self.regions.lock().unwrap_or_else(|e| e.into_inner());
+        let r = m.entry(name.to_string()).or_default();
+        let was = r.up;
+        r.up = true;
+        r.connects += 1;
+        self.uplink_connected();
+        !was
+    }
+
+    /// Region `name` is down. `outpost_uplink_up` stays 1 while another region is up (the
+    /// process-wide uplink is "any region up"). Returns whether the region was up until now.
+    pub fn region_lost(&self, name: &str) -> bool {
+        let mut m = self.regions.lock().unwrap_or_else(|e| e.into_inner());
+        let r = m.entry(name.to_string()).or_default();
+        let was = std::mem::replace(&mut r.up, false);
+        if !m.values().any(|r| r.up) {
+            self.uplink_lost();
+        }
+        was
     }
 
     /// Whether the uplink is connected.

@@ -8,11 +8,11 @@
 //! not answer, rather than reported as zero.
 
 use super::gauges::RedisGauges;
-use super::metrics::ClassLabel;
+use super::metrics::{ClassLabel, ReasonLabel, RegionClassLabels, RegionLabel, StateLabel};
 use super::Metrics;
 use crate::event::Class;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
@@ -79,6 +79,7 @@ fn registry(m: &Metrics, redis: Option<&RedisGauges>, healthy: bool) -> Registry
         "Successful connections to the device broker",
         m.devices_connects.clone(),
     );
+    register_regions(&mut r, m);
     r.register(
         "outpost_uplink_puback_seconds",
         "Time from publishing a batch to its PUBACK",
@@ -150,6 +151,91 @@ fn register_redis(r: &mut Registry, g: &RedisGauges) {
         "Devices currently online (reported within their presence timeout)",
         ConstGauge::new(i64::try_from(g.devices_online).unwrap_or(i64::MAX)),
     );
+    register_downlink(r, g);
+}
+
+/// Per-region families (SPEC §9), label `region`, from the figures of every region so far.
+fn register_regions(r: &mut Registry, m: &Metrics) {
+    let up = Family::<RegionLabel, Gauge>::default();
+    let connects = Family::<RegionLabel, Counter>::default();
+    let forwarded = Family::<RegionClassLabels, Counter>::default();
+    let missed = Family::<RegionLabel, Counter>::default();
+    for (name, s) in m.regions() {
+        let l = RegionLabel {
+            region: name.clone(),
+        };
+        up.get_or_create(&l).set(i64::from(s.up));
+        connects.get_or_create(&l).inc_by(s.connects);
+        missed.get_or_create(&l).inc_by(s.missed);
+        for c in Class::ALL {
+            forwarded
+                .get_or_create(&RegionClassLabels {
+                    region: name.clone(),
+                    class: c.as_str(),
+                })
+                .inc_by(s.forwarded[c.index()]);
+        }
+    }
+    r.register(
+        "outpost_uplink_region_up",
+        "1 while this region's hub is connected",
+        up,
+    );
+    r.register(
+        "outpost_uplink_region_connects",
+        "Successful connections to this region's hub",
+        connects,
+    );
+    r.register(
+        "outpost_uplink_region_forwarded",
+        "Events this region's hub acknowledged, by class",
+        forwarded,
+    );
+    r.register(
+        "outpost_uplink_region_missed",
+        "Events trimmed before this region got them (it lagged past max_lag; outpost-hub sync fills them in)",
+        missed,
+    );
+}
+
+/// Downlink messages by state (SPEC §8), bad ones by reason, and what is waiting; read from
+/// `<prefix>:down:stats` and `<prefix>:down:expiry` at this scrape.
+fn register_downlink(r: &mut Registry, g: &RedisGauges) {
+    let messages = Family::<StateLabel, Counter>::default();
+    for st in crate::event::ReceiptState::ALL {
+        let n = g
+            .downlink
+            .iter()
+            .find(|(k, _)| k == st.as_str())
+            .map_or(0, |(_, n)| *n);
+        messages
+            .get_or_create(&StateLabel { state: st.as_str() })
+            .inc_by(n);
+    }
+    let bad = Family::<ReasonLabel, Counter>::default();
+    for (k, n) in &g.downlink {
+        if let Some(reason) = k.strip_prefix("bad:") {
+            bad.get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc_by(*n);
+        }
+    }
+    r.register(
+        "outpost_downlink_messages",
+        "Messages to devices by receipt state reached (one per device and state)",
+        messages,
+    );
+    r.register(
+        "outpost_downlink_bad",
+        "Down messages refused, by reason (duplicates are ignored, not refused)",
+        bad,
+    );
+    r.register(
+        "outpost_downlink_pending",
+        "Messages waiting at the gateway for their device",
+        ConstGauge::new(i64::try_from(g.downlink_pending).unwrap_or(i64::MAX)),
+    );
 }
 
 #[cfg(test)]
@@ -201,5 +287,64 @@ mod tests {
         assert!(text.contains("outpost_uplink_connects_total 2"), "{text}");
         assert!(text.contains("outpost_uplink_reconnects_total 1"), "{text}");
         assert!(text.contains("outpost_uplink_up 1"), "{text}");
+    }
+
+    #[test]
+    fn regions_have_their_own_series_and_uplink_up_is_any_region() {
+        let m = Metrics::default();
+        assert!(m.region_connected("eu"));
+        assert!(m.region_connected("us"));
+        m.region("us", |r| r.missed += 4);
+        m.region("eu", |r| r.forwarded[Class::Alert.index()] += 2);
+        assert!(m.region_lost("us"));
+        assert!(!m.region_lost("us"));
+        let text = render(&m, None, true);
+        assert!(
+            text.contains("outpost_uplink_region_up{region=\"eu\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outpost_uplink_region_up{region=\"us\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outpost_uplink_region_connects_total{region=\"us\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outpost_uplink_region_missed_total{region=\"us\"} 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outpost_uplink_region_forwarded_total{region=\"eu\",class=\"alert\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("outpost_uplink_up 1"), "{text}");
+        assert!(text.contains("outpost_uplink_connects_total 2"), "{text}");
+        assert!(m.region_lost("eu"));
+        assert!(!m.uplink_is_up());
+    }
+
+    #[test]
+    fn downlink_families_come_from_redis() {
+        let g = RedisGauges {
+            downlink: vec![("bad:too_long".into(), 3), ("delivered".into(), 2)],
+            downlink_pending: 5,
+            ..Default::default()
+        };
+        let text = render(&Metrics::default(), Some(&g), true);
+        assert!(
+            text.contains("outpost_downlink_messages_total{state=\"delivered\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outpost_downlink_messages_total{state=\"queued\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outpost_downlink_bad_total{reason=\"too_long\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("outpost_downlink_pending 5"), "{text}");
     }
 }

@@ -24,14 +24,14 @@ pub struct Thinned {
 
 impl Store {
     /// Events in the outbox, by class.
-    pub async fn outbox_lens(&self) -> Result<[u64; 5], StoreError> {
+    pub async fn outbox_lens(&self) -> Result<[u64; Class::COUNT], StoreError> {
         let mut pipe = redis::pipe();
         for c in Class::ALL {
             pipe.cmd("XLEN").arg(self.key(&format!("outbox:{c}")));
         }
         let v: Vec<u64> = pipe.query_async(&mut self.conn()).await?;
-        let mut out = [0; 5];
-        out.copy_from_slice(&v[..5]);
+        let mut out = [0; Class::COUNT];
+        out.copy_from_slice(&v[..Class::COUNT]);
         Ok(out)
     }
 

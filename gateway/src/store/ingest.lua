@@ -3,13 +3,13 @@
 -- ARGV: 1 prefix, 2 dedup ttl s, 3 recent cap, 4 max_events, 5 number of inputs, then per
 --   input: dev, now_ms, presence deadline_ms, profile, dedup key ('' = none),
 --   input hash ('' = none), check recent ('1' = may be a redelivery or a retry),
---   online presence json, n events, then 4 per event: class ('presence-off' for a device
+--   online presence json, topic ('' = serial; kept for the downlink), n events, then 4 per event: class ('presence-off' for a device
 --   going offline), json, lon, lat.
 -- Returns one reply per input: {'ok', id...} | {'dup'} | {'full', class}.
 local p, dttl, cap, max_events = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local recent = p .. ':ingest:recent'
 local stats = p .. ':stats'
-local classes = {'alert', 'message', 'presence', 'status', 'location'}
+local classes = {'alert', 'message', 'receipt', 'presence', 'status', 'location'}
 local lens, total = {}, 0
 for _, c in ipairs(classes) do
   lens[c] = redis.call('XLEN', p .. ':outbox:' .. c)
@@ -46,8 +46,9 @@ end
 local function accept(a)
   local dev, now, deadline, profile = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local dkey, h, check, online = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
-  local n = tonumber(ARGV[a + 8])
-  local ev = a + 9
+  local topic = ARGV[a + 8]
+  local n = tonumber(ARGV[a + 9])
+  local ev = a + 10
   if h ~= '' and check == '1' and redis.call('LPOS', recent, h) then
     return {'dup'}
   end
@@ -105,6 +106,7 @@ local function accept(a)
   end
   if seen then
     redis.call('HSET', devkey, 'last_seen', now, 'profile', profile)
+    if topic ~= '' then redis.call('HSET', devkey, 'topic', topic) end
     redis.call('ZADD', p .. ':presence:deadline', deadline, dev)
   end
   return out
@@ -114,6 +116,6 @@ local replies = {}
 local a = 6
 for _ = 1, tonumber(ARGV[5]) do
   table.insert(replies, accept(a))
-  a = a + 9 + 4 * tonumber(ARGV[a + 8])
+  a = a + 10 + 4 * tonumber(ARGV[a + 9])
 end
 return replies

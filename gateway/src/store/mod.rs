@@ -4,13 +4,16 @@
 //! input is accepted atomically.
 
 mod budget;
+pub mod down;
 mod outbox;
 mod presence;
+mod regions;
 
 pub use budget::Thinned;
 pub use outbox::{next_id, parse_id, OutboxEntry};
+pub use regions::{region_key, Region};
 
-use crate::event::{format_ts, Body, Class, Event, Presence, PresenceState, TsSrc};
+use crate::event::{Body, Class, Event, Presence, PresenceState, TsSrc};
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use redis::{RedisError, Value};
@@ -48,6 +51,9 @@ pub struct IngestItem {
     /// Check `input_hash` against recent inputs (MQTT DUP flag, or a retried write).
     pub maybe_duplicate: bool,
     pub rx: DateTime<Utc>,
+    /// The MQTT topic the input came on (empty for serial): the downlink answers on it
+    /// (e.g. the Meshtastic gateway node, the OwnTracks `<user>/<device>`).
+    pub topic: String,
 }
 
 /// What became of an [`IngestItem`].
@@ -69,6 +75,8 @@ pub struct Store {
     max_events: u64,
     ingest: redis::Script,
     offline: redis::Script,
+    down: redis::Script,
+    ack: redis::Script,
 }
 
 impl Store {
@@ -87,6 +95,8 @@ impl Store {
             max_events,
             ingest: redis::Script::new(include_str!("ingest.lua")),
             offline: redis::Script::new(include_str!("offline.lua")),
+            down: redis::Script::new(include_str!("down.lua")),
+            ack: redis::Script::new(include_str!("ack.lua")),
         };
         store.load_scripts().await?;
         Ok(store)
@@ -108,7 +118,7 @@ impl Store {
 
     async fn load_scripts(&self) -> Result<(), StoreError> {
         let mut c = self.conn();
-        for s in [&self.ingest, &self.offline] {
+        for s in [&self.ingest, &self.offline, &self.down, &self.ack] {
             let _: String = s.prepare_invoke().load_async(&mut c).await?;
         }
         Ok(())
@@ -198,6 +208,7 @@ impl Store {
             )
             .arg(if item.maybe_duplicate { "1" } else { "0" })
             .arg(online)
+            .arg(&item.topic)
             .arg(item.events.len());
         for e in &item.events {
             let class = match &e.body {
@@ -250,23 +261,6 @@ impl Store {
         }
         let (old,): (Vec<String>,) = pipe.query_async(&mut self.conn()).await?;
         Ok(old)
-    }
-
-    /// Records the uplink state (`up`/`down`) and since when, for `outpost status`.
-    pub async fn set_uplink_state(
-        &self,
-        state: &str,
-        since: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let () = redis::cmd("HSET")
-            .arg(self.key("uplink"))
-            .arg("state")
-            .arg(state)
-            .arg("since")
-            .arg(format_ts(since))
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(())
     }
 }
 

@@ -45,41 +45,6 @@ impl Store {
             .unwrap_or_else(|| "0-0".into()))
     }
 
-    /// The acknowledged cursor of every class (`"0-0"` when nothing was acknowledged yet).
-    pub async fn acked_cursors(&self) -> Result<[String; 5], StoreError> {
-        let fields: Vec<String> = Class::ALL.iter().map(|c| format!("acked:{c}")).collect();
-        let v: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(self.key("uplink"))
-            .arg(&fields)
-            .query_async(&mut self.conn())
-            .await?;
-        let mut out: [String; 5] = Default::default();
-        for (i, c) in v.into_iter().enumerate().take(5) {
-            out[i] = c.unwrap_or_else(|| "0-0".into());
-        }
-        Ok(out)
-    }
-
-    /// The hub acknowledged entries up to these ids (`n` events each): move the cursors and
-    /// trim what is behind them, in one transaction.
-    pub async fn ack_many(&self, moves: &[(Class, String, u64)]) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for (class, id, n) in moves {
-            pipe.hset(self.key("uplink"), format!("acked:{class}"), id)
-                .ignore()
-                .cmd("XTRIM")
-                .arg(self.key(&format!("outbox:{class}")))
-                .arg("MINID")
-                .arg(next_id(id))
-                .ignore()
-                .hincr(self.key("stats"), format!("delivered:{class}"), *n)
-                .ignore();
-        }
-        let () = pipe.query_async(&mut self.conn()).await?;
-        Ok(())
-    }
-
     /// The retained snapshot of every device's latest state (SPEC §5).
     pub async fn snapshot(&self, gw: &str) -> Result<String, StoreError> {
         let devs: Vec<String> = redis::cmd("SMEMBERS")

@@ -136,6 +136,8 @@ impl Feed {
                 }
             }
             Body::Presence(_) => {}
+            // Downlink receipts (SPEC §8) are for the hub, not the TAK picture.
+            Body::Receipt(_) => {}
         }
     }
 
@@ -257,6 +259,7 @@ mod tests {
             input_hash: None,
             maybe_duplicate: false,
             rx: Utc::now(),
+            topic: String::new(),
         }
     }
 

@@ -95,5 +95,7 @@ fn item_of(ctx: &Context, ib: &Inbound, self_uid: &str) -> Option<IngestItem> {
         input_hash: None,
         maybe_duplicate: false,
         rx: Utc::now(),
+        // Not an MQTT input: the downlink has no topic to answer on.
+        topic: String::new(),
     })
 }

@@ -3,34 +3,44 @@
 //! rate. Instead the session hands each cursor move here and goes on; a task writes the latest
 //! cursor of every class in one transaction whenever there is news (moves coalesce while a
 //! write is in flight). A crash before a write lands only means the hub sees those events again
-//! and drops them by its high-water rule.
+//! and drops them by its high-water rule. Each region has its own writer (SPEC §9); the write
+//! also trims behind the slowest region still within its `max_lag` (`store/ack.lua`).
 
+use crate::context::Context;
 use crate::event::Class;
-use crate::store::Store;
+use crate::store::Region;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// Pending cursor moves: per class the newest acknowledged id and how many events it covers.
 #[derive(Default)]
-struct Pending([Option<(String, u64)>; 5]);
+struct Pending([Option<(String, u64)>; Class::COUNT]);
 
 /// Handle the session uses; cheap to clone.
 #[derive(Clone)]
 pub struct CursorWriter {
     pending: Arc<Mutex<Pending>>,
     wake: Arc<Notify>,
+    regions: Arc<Vec<Region>>,
+    me: usize,
 }
 
 impl CursorWriter {
     /// Starts the writer task; it ends after `flush_and_stop`.
-    pub fn start(store: Store) -> (CursorWriter, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        ctx: Context,
+        regions: Arc<Vec<Region>>,
+        me: usize,
+    ) -> (CursorWriter, tokio::task::JoinHandle<()>) {
         let w = CursorWriter {
             pending: Arc::default(),
             wake: Arc::new(Notify::new()),
+            regions,
+            me,
         };
-        let task = tokio::spawn(w.clone().run(store));
+        let task = tokio::spawn(w.clone().run(ctx));
         (w, task)
     }
 
@@ -64,7 +74,31 @@ impl CursorWriter {
         }
     }
 
-    async fn run(self, store: Store) {
+    /// Records `moves` for this region; what lagging regions missed goes to metrics and the log.
+    async fn write(&self, ctx: &Context, moves: &[(Class, String, u64)]) -> bool {
+        match ctx.store.ack_region(&self.regions, self.me, moves).await {
+            Ok(lagging) => {
+                for (name, missed, started) in lagging {
+                    ctx.metrics.region(&name, |r| r.missed += missed);
+                    if started {
+                        let max_lag = self
+                            .regions
+                            .iter()
+                            .find(|r| r.name == name)
+                            .map(|r| r.max_lag);
+                        warn!(region = %name, ?max_lag, missed, "region lags longer than max_lag: no longer holding back the outbox trim; what it misses is counted (outpost-hub sync fills it in)");
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                debug!(error = %e, "could not record uplink cursors; will retry");
+                false
+            }
+        }
+    }
+
+    async fn run(self, ctx: Context) {
         loop {
             self.wake.notified().await;
             let moves = self.take();
@@ -74,8 +108,7 @@ impl CursorWriter {
                 }
                 continue;
             }
-            if let Err(e) = store.ack_many(&moves).await {
-                debug!(error = %e, "could not record uplink cursors; will retry");
+            if !self.write(&ctx, &moves).await {
                 self.put_back(moves);
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 self.wake.notify_one();
@@ -84,13 +117,13 @@ impl CursorWriter {
     }
 
     /// Writes what is pending now (on shutdown), giving up after `timeout`.
-    pub async fn flush(&self, store: &Store, timeout: Duration) {
+    pub async fn flush(&self, ctx: &Context, timeout: Duration) {
         let moves = self.take();
         if moves.is_empty() {
             return;
         }
-        match tokio::time::timeout(timeout, store.ack_many(&moves)).await {
-            Ok(Ok(())) => {}
+        match tokio::time::timeout(timeout, self.write(ctx, &moves)).await {
+            Ok(true) => {}
             _ => self.put_back(moves),
         }
     }

@@ -1,17 +1,23 @@
-//! The uplink to the regional hub (SPEC §5): drains the outbox in class priority order, one
-//! class per batch, QoS 1, up to `inflight` batches awaiting PUBACK; advances each class's
-//! cursor strictly in order on PUBACK. Each connection is a fresh rumqttc event loop with a
-//! clean session: whatever was not acknowledged is republished from the cursor, and the hub's
-//! high-water rule drops what it already has.
+//! The uplink to the regional hubs (SPEC §5, §9): per region, drains the outbox in class
+//! priority order, one class per batch, QoS 1, up to `inflight` batches awaiting PUBACK;
+//! advances that region's cursor of each class strictly in order on PUBACK. Each connection is
+//! a fresh rumqttc event loop with a clean session: whatever was not acknowledged is
+//! republished from the cursor, and the hub's high-water rule drops what it already has.
+//! Regions share nothing but the outbox: each has its own task, session, cursors, backoff and
+//! wake-up, so one slow or lost region never holds back another's live traffic.
 
 mod cursor;
 mod session;
 pub mod window;
 
+use crate::config::Uplink;
 use crate::context::Context;
+use crate::store::Region;
 use crate::util::{backoff::Backoff, ratelimit::LogGate};
 use chrono::Utc;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
 /// How a session ended.
@@ -20,21 +26,63 @@ pub enum End {
     Lost(String),
 }
 
-/// Runs the uplink until cancelled.
+/// Runs one task per region until cancelled.
 pub async fn run(ctx: Context) -> anyhow::Result<()> {
+    let ups = ctx.settings.uplinks.clone();
+    let regions: Arc<Vec<Region>> = Arc::new(
+        ups.iter()
+            .map(|u| Region {
+                name: u.name.clone(),
+                max_lag: u.max_lag,
+            })
+            .collect(),
+    );
+    let names: Vec<String> = ups.iter().map(|u| u.name.clone()).collect();
+    if let Err(e) = ctx.store.set_regions(&names).await {
+        warn!(error = %e, "could not record the region list for status");
+    }
+    let wakes: Vec<Arc<Notify>> = ups.iter().map(|_| Arc::new(Notify::new())).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, wake) in wakes.iter().enumerate() {
+        tasks.spawn(region(ctx.clone(), regions.clone(), i, wake.clone()));
+    }
+    // Ingest wakes one waiter; every region needs the news.
+    loop {
+        tokio::select! {
+            _ = ctx.token.cancelled() => break,
+            _ = ctx.outbox.notified() => wakes.iter().for_each(|w| w.notify_one()),
+            r = tasks.join_next() => match r {
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(e)) => anyhow::bail!("uplink region task: {e}"),
+                _ => break,
+            },
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    Ok(())
+}
+
+/// One region: sessions with backoff between them.
+async fn region(
+    ctx: Context,
+    regions: Arc<Vec<Region>>,
+    me: usize,
+    wake: Arc<Notify>,
+) -> anyhow::Result<()> {
     // Short: the hub coming back should be used within a second (issue 7 goal); a refused or
     // timed-out connect once a second is no load even on a metered link.
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
     let mut gate = LogGate::default();
-    let u = &ctx.settings.uplink;
-    info!(hub = %format!("{}:{}", u.broker.host, u.broker.port), tls = u.broker.tls, "uplink starting");
-    let (cursors, writer) = cursor::CursorWriter::start(ctx.store.clone());
+    let u: Uplink = ctx.settings.uplinks[me].clone();
+    info!(region = %u.name, hub = %format!("{}:{}", u.broker.host, u.broker.port), tls = u.broker.tls, "uplink starting");
+    ctx.metrics.region(&u.name, |_| {});
+    let (cursors, writer) = cursor::CursorWriter::start(ctx.clone(), regions, me);
     loop {
         ctx.metrics.live.beat(crate::ops::Component::Uplink);
-        let end = session::run(&ctx, &mut backoff, &cursors).await;
-        if ctx.metrics.uplink_lost() {
-            let _ = ctx.store.set_uplink_state("down", Utc::now()).await;
-        }
+        let end = session::run(&ctx, &u, me, &wake, &mut backoff, &cursors).await;
+        set_up(&ctx, &u.name, false).await;
         let reason = match end {
             Ok(End::Shutdown) => break,
             Ok(End::Lost(r)) => r,
@@ -42,23 +90,41 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
         };
         let delay = backoff.next_delay();
         if let Some(s) = gate.check("uplink") {
-            warn!(reason = %reason, retry_in = ?delay, suppressed = s, "uplink down; reconnecting");
+            warn!(region = %u.name, reason = %reason, retry_in = ?delay, suppressed = s, "uplink down; reconnecting");
         }
         tokio::select! {
             _ = ctx.token.cancelled() => break,
             _ = tokio::time::sleep(delay) => {}
         }
     }
-    cursors.flush(&ctx.store, Duration::from_secs(2)).await;
+    cursors.flush(&ctx, Duration::from_secs(2)).await;
     writer.abort();
-    info!("uplink stopped");
+    info!(region = %u.name, "uplink stopped");
     Ok(())
 }
 
-/// `<topic_prefix>/<gateway id>/<rest>`.
+/// Records region `name` up or down (metrics, and Redis for `status` when it changed); the
+/// process-wide `uplink_up` is "any region up".
+async fn set_up(ctx: &Context, name: &str, up: bool) {
+    let changed = if up {
+        ctx.metrics.region_connected(name)
+    } else {
+        ctx.metrics.region_lost(name)
+    };
+    if changed {
+        let state = if up { "up" } else { "down" };
+        if let Err(e) = ctx.store.set_uplink_state(name, state, Utc::now()).await {
+            tracing::debug!(error = %e, "could not record uplink state");
+        }
+    }
+}
+
+/// `<topic_prefix>/<gateway id>/<rest>` on the first region's hub (the downlink's).
 pub fn topic(ctx: &Context, rest: &str) -> String {
-    format!(
-        "{}/{}/{}",
-        ctx.settings.uplink.topic_prefix, ctx.settings.gateway_id, rest
-    )
+    region_topic(&ctx.settings.uplink, &ctx.settings.gateway_id, rest)
+}
+
+/// `<topic_prefix>/<gateway id>/<rest>` on region `u`'s hub.
+pub fn region_topic(u: &Uplink, gw: &str, rest: &str) -> String {
+    format!("{}/{}/{}", u.topic_prefix, gw, rest)
 }

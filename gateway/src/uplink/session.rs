@@ -3,7 +3,8 @@
 
 use super::cursor::CursorWriter;
 use super::window::{Batch, Window};
-use super::{topic, End};
+use super::{region_topic, set_up, End};
+use crate::config::Uplink;
 use crate::context::Context;
 use crate::event::{format_ts, Class};
 use crate::store::parse_id;
@@ -12,8 +13,9 @@ use chrono::Utc;
 use outpost_proto::batch;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Outgoing, Packet, QoS};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 /// Time allowed for the broker's CONNACK.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,14 +24,20 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 struct Session<'a> {
     ctx: &'a Context,
+    /// This region's hub settings.
+    u: &'a Uplink,
+    /// Index of this region in `settings.uplinks` (0 also counts the process-wide totals).
+    me: usize,
+    /// Woken when new entries are in the outbox.
+    wake: &'a Notify,
     client: AsyncClient,
     window: Window,
     /// Last id published per class (in flight or acknowledged).
-    sent: [String; 5],
+    sent: [String; Class::COUNT],
     /// Entries at or below these ids were already waiting when the link came up.
-    replay_upto: [(u64, u64); 5],
+    replay_upto: [(u64, u64); Class::COUNT],
     /// Classes known to have nothing after `sent` (until the outbox is notified).
-    idle: [bool; 5],
+    idle: [bool; Class::COUNT],
     /// Where acknowledged cursors go to be recorded in Redis.
     cursors: CursorWriter,
     /// Since when we wait for any packet from the broker (a publish or ping is outstanding).
@@ -41,11 +49,14 @@ struct Session<'a> {
 /// Runs one session; `Err` for failures before the link was up.
 pub async fn run(
     ctx: &Context,
+    u: &Uplink,
+    me: usize,
+    wake: &Notify,
     backoff: &mut Backoff,
     cursors: &CursorWriter,
 ) -> anyhow::Result<End> {
-    let u = &ctx.settings.uplink;
-    let state_topic = topic(ctx, "state");
+    let gw = &ctx.settings.gateway_id;
+    let state_topic = region_topic(u, gw, "state");
     let mut opts = crate::mqtt_opts::options(&u.broker)?;
     opts.set_clean_session(true)
         .set_inflight((u.inflight + 8).min(u16::MAX as usize) as u16)
@@ -72,18 +83,18 @@ pub async fn run(
     }
     backoff.reset();
     let since = Utc::now();
-    ctx.metrics.uplink_connected();
-    if let Err(e) = ctx.store.set_uplink_state("up", since).await {
-        debug!(error = %e, "could not record uplink state");
-    }
-    info!("uplink connected");
+    set_up(ctx, &u.name, true).await;
+    info!(region = %u.name, "uplink connected");
     let mut s = Session {
         ctx,
+        u,
+        me,
+        wake,
         client,
         window: Window::default(),
         sent: Default::default(),
-        replay_upto: [(0, 0); 5],
-        idle: [false; 5],
+        replay_upto: [(0, 0); Class::COUNT],
+        idle: [false; Class::COUNT],
         cursors: cursors.clone(),
         awaiting_since: None,
         response_timeout: (u.broker.keep_alive / 2).max(Duration::from_secs(1)),
@@ -94,7 +105,7 @@ pub async fn run(
     // Snapshot first, history behind it (SPEC §5). Redis being down must not keep the link
     // from draining later: without a snapshot we still drain.
     match ctx.store.snapshot(&ctx.settings.gateway_id).await {
-        Ok(snap) => s.publish_untracked(&topic(ctx, "snapshot"), snap.into_bytes())?,
+        Ok(snap) => s.publish_untracked(&region_topic(u, gw, "snapshot"), snap.into_bytes())?,
         Err(e) => warn!(error = %e, "could not build snapshot"),
     }
     s.load_cursors().await?;
@@ -111,7 +122,7 @@ impl Session<'_> {
     }
 
     async fn load_cursors(&mut self) -> anyhow::Result<()> {
-        self.sent = self.ctx.store.acked_cursors().await?;
+        self.sent = self.ctx.store.acked_cursors(&self.u.name).await?;
         for c in Class::ALL {
             let last = self.ctx.store.last_id(c).await?;
             self.replay_upto[c.index()] = parse_id(&last).unwrap_or((0, 0));
@@ -127,7 +138,7 @@ impl Session<'_> {
             self.fill().await;
             tokio::select! {
                 _ = self.ctx.token.cancelled() => return Ok(self.shutdown(el).await),
-                _ = self.ctx.outbox.notified() => self.idle = [false; 5],
+                _ = self.wake.notified() => self.idle = [false; Class::COUNT],
                 _ = tick.tick() => {
                     self.ctx.metrics.live.beat(crate::ops::Component::Uplink);
                     if let Some(since) = self.awaiting_since {
@@ -159,7 +170,12 @@ impl Session<'_> {
                         self.ctx.metrics.observe_puback(d);
                     }
                     if let Some((class, id, n)) = self.window.acked(ack.pkid) {
-                        self.ctx.metrics.add_forwarded(class, n);
+                        if self.me == 0 {
+                            self.ctx.metrics.add_forwarded(class, n);
+                        }
+                        self.ctx
+                            .metrics
+                            .region(&self.u.name, |r| r.forwarded[class.index()] += n);
                         self.cursors.moved(class, id, n);
                     }
                 }
@@ -171,7 +187,7 @@ impl Session<'_> {
 
     /// Publishes batches, highest-priority class first, while the window has room.
     async fn fill(&mut self) {
-        let u = &self.ctx.settings.uplink;
+        let u = self.u;
         if self.fill_blocked_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
@@ -202,7 +218,7 @@ impl Session<'_> {
                     chunk,
                     self.replay_upto[i],
                 );
-                let t = topic(self.ctx, &format!("up/{class}"));
+                let t = region_topic(u, &self.ctx.settings.gateway_id, &format!("up/{class}"));
                 if let Err(e) = self.client.try_publish(t, QoS::AtLeastOnce, false, payload) {
                     // The request channel is sized above the window, so this is a bug, not load.
                     warn!(error = %e, "uplink request queue refused a batch; will retry");
@@ -235,7 +251,7 @@ impl Session<'_> {
             }
         }
         let _ = self.client.try_publish(
-            topic(self.ctx, "state"),
+            region_topic(self.u, &self.ctx.settings.gateway_id, "state"),
             QoS::AtLeastOnce,
             true,
             r#"{"state":"offline"}"#,

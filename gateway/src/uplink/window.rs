@@ -22,7 +22,7 @@ pub struct Window {
     /// Packet id → (class, sequence number within class).
     by_pkid: HashMap<u16, (Class, u64)>,
     /// Per class, batches in publish order: (seq, batch, acked).
-    per_class: [VecDeque<(u64, Batch, bool)>; 5],
+    per_class: [VecDeque<(u64, Batch, bool)>; Class::COUNT],
     next_seq: u64,
     /// Packet id → when rumqttc wrote the batch, for the PUBACK latency histogram.
     written_at: HashMap<u16, Instant>,

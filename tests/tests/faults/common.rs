@@ -18,7 +18,9 @@ pub const GW: &str = "veh-fault";
 /// Uplink topic prefix.
 pub const PREFIX: &str = "outpost/v1";
 /// Outbox classes, drain order.
-pub const CLASSES: [&str; 5] = ["alert", "message", "presence", "status", "location"];
+pub const CLASSES: [&str; 6] = [
+    "alert", "message", "receipt", "presence", "status", "location",
+];
 
 // ------------------------------------------------------------------------------- random
 

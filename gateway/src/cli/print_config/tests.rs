@@ -64,7 +64,7 @@ fn every_key_of_the_config_is_in_the_template() {
         ("\n[gateway]", fields_of::<RawGateway>()),
         ("\n[redis]", fields_of::<RawRedis>()),
         ("\n[devices_mqtt]", fields_of::<RawDevicesMqtt>()),
-        ("\n[uplink]", fields_of::<RawUplink>()),
+        ("\n[[uplink]]", fields_of::<RawUplink>()),
         ("\n[buffer]", fields_of::<RawBuffer>()),
         ("\n[ops]", fields_of::<RawOps>()),
         ("\n# [[serial]]", fields_of::<RawSerial>()),
@@ -112,9 +112,9 @@ fn uncommented_defaults_are_valid_keys_and_values() {
         .collect::<Vec<_>>()
         .join("\n");
     let raw: RawConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    assert_eq!(raw.uplink.keep_alive, default_keep_alive());
+    assert_eq!(raw.uplink.list()[0].keep_alive, default_keep_alive());
     assert_eq!(
-        raw.uplink.batch_max_events.get_ref(),
+        raw.uplink.list()[0].batch_max_events.get_ref(),
         default_batch_max().get_ref()
     );
     assert_eq!(

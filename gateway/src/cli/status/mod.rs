@@ -31,11 +31,29 @@ pub struct Report {
     /// When this report was read (RFC 3339).
     pub at: String,
     pub uplink: Uplink,
+    /// Per region (SPEC §9), by name; empty for a gateway with a single `[uplink]`.
+    pub regions: Vec<RegionState>,
     /// Per class, in drain order.
     pub classes: Vec<ClassState>,
     pub devices: Vec<Device>,
     /// Inputs dropped, by reason.
     pub drops: Vec<(String, u64)>,
+    /// Messages to devices waiting at the gateway, per device in delivery order (SPEC §8).
+    pub pending_messages: Vec<PendingMessage>,
+    /// Downlink counters: messages by receipt state, bad ones as `bad:<reason>`.
+    pub downlink: Vec<(String, u64)>,
+}
+
+/// One message waiting for its device.
+#[derive(Debug, Serialize)]
+pub struct PendingMessage {
+    pub dev: String,
+    pub msg_id: String,
+    /// `queued`, or `sending` while its transport has it.
+    pub state: String,
+    pub text: String,
+    /// Seconds until it expires (negative: due to expire).
+    pub expires_in_s: i64,
 }
 
 /// `<p>:uplink`.
@@ -46,6 +64,21 @@ pub struct Uplink {
     pub since: Option<String>,
     /// Seconds since `since`.
     pub for_s: Option<i64>,
+}
+
+/// One region's uplink (`<p>:uplink:<name>`).
+#[derive(Debug, Serialize)]
+pub struct RegionState {
+    pub name: String,
+    pub uplink: Uplink,
+    /// Events not yet acknowledged by this region's hub.
+    pub backlog: u64,
+    /// Age of the oldest of them (seconds).
+    pub oldest_age_s: Option<i64>,
+    /// Events trimmed before this region got them (it lagged past max_lag).
+    pub missed: u64,
+    /// Lagging past max_lag now: it no longer holds back the outbox trim.
+    pub lagging: bool,
 }
 
 /// One class: outbox backlog and counters.

@@ -1,7 +1,9 @@
 //! Reads the status keys (docs/redis-layout.md) with plain synchronous commands; nothing here
 //! writes.
 
-use super::{age_s, classes, ClassState, Device, Position, Report, Uplink};
+use super::{
+    age_s, classes, ClassState, Device, PendingMessage, Position, RegionState, Report, Uplink,
+};
 use crate::event::format_ts;
 use chrono::{DateTime, TimeZone, Utc};
 use redis::{Commands, Connection, RedisResult};
@@ -16,7 +18,12 @@ pub fn gather(
     now: DateTime<Utc>,
 ) -> RedisResult<Report> {
     let key = |k: &str| format!("{prefix}:{k}");
-    let uplink: HashMap<String, String> = conn.hgetall(key("uplink"))?;
+    let regions = regions(conn, prefix, now)?;
+    let mut uplink: HashMap<String, String> = conn.hgetall(key("uplink"))?;
+    if !regions.is_empty() {
+        // Several regions: the classes show what some region still lacks (behind the trim).
+        uplink = slowest(conn, prefix, &regions)?;
+    }
     let stats: HashMap<String, u64> = conn.hgetall(key("stats"))?;
     let mut class_states = Vec::new();
     for class in classes() {
@@ -54,6 +61,12 @@ pub fn gather(
         .into_iter()
         .collect();
     drops.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let pending_messages = pending(conn, prefix, now)?;
+    let mut downlink: Vec<(String, u64)> = conn
+        .hgetall::<_, HashMap<String, u64>>(key("down:stats"))?
+        .into_iter()
+        .collect();
+    downlink.sort();
     Ok(Report {
         gateway,
         redis: url.to_string(),
@@ -67,10 +80,45 @@ pub fn gather(
             since,
             for_s: since_age,
         },
+        regions,
         classes: class_states,
         devices,
         drops,
+        pending_messages,
+        downlink,
     })
+}
+
+/// Every device's message queue (`<p>:down:pending`, `<p>:down:q:<dev>`), oldest first.
+fn pending(
+    conn: &mut Connection,
+    prefix: &str,
+    now: DateTime<Utc>,
+) -> RedisResult<Vec<PendingMessage>> {
+    let mut devs: Vec<String> = conn.smembers(format!("{prefix}:down:pending"))?;
+    devs.sort();
+    let mut out = Vec::new();
+    for dev in devs {
+        let ids: Vec<String> = conn.lrange(format!("{prefix}:down:q:{dev}"), 0, 999)?;
+        for msg_id in ids {
+            let key = format!("{prefix}:down:msg:{msg_id}");
+            let (text, state, expires): (Option<String>, Option<String>, Option<i64>) =
+                redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg("text")
+                    .arg(format!("st:{dev}"))
+                    .arg("expires")
+                    .query(conn)?;
+            out.push(PendingMessage {
+                dev: dev.clone(),
+                msg_id,
+                state: state.unwrap_or_default(),
+                text: text.unwrap_or_default(),
+                expires_in_s: expires.map_or(0, |e| (e - now.timestamp_millis()) / 1000),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Events after `acked` in the stream, and the ms time of the oldest of them. The uplink trims
@@ -129,4 +177,85 @@ fn from_ms(ms: u64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms.min(i64::MAX as u64) as i64)
         .single()
         .unwrap_or_default()
+}
+
+/// The regions of a gateway with `[[uplink]]` tables (empty for the single `default` one).
+fn regions(
+    conn: &mut Connection,
+    prefix: &str,
+    now: DateTime<Utc>,
+) -> RedisResult<Vec<RegionState>> {
+    let mut names: Vec<String> = conn.smembers(format!("{prefix}:regions"))?;
+    names.sort();
+    if names
+        .iter()
+        .all(|n| n == crate::config::raw::DEFAULT_REGION)
+    {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let h: HashMap<String, String> =
+            conn.hgetall(format!("{prefix}:{}", crate::store::region_key(&name)))?;
+        let (mut total, mut oldest) = (0, None::<u64>);
+        for class in classes() {
+            let acked = h.get(&format!("acked:{class}")).map(String::as_str);
+            let (n, o) = backlog(conn, &format!("{prefix}:outbox:{class}"), acked)?;
+            total += n;
+            oldest = match (oldest, o) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let since = h.get("since").cloned();
+        let for_s = since
+            .as_deref()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| age_s(now, t.with_timezone(&Utc)));
+        out.push(RegionState {
+            uplink: Uplink {
+                state: h.get("state").cloned().unwrap_or_else(|| "unknown".into()),
+                since,
+                for_s,
+            },
+            backlog: total,
+            oldest_age_s: oldest.map(|ms| age_s(now, from_ms(ms))),
+            missed: h.get("missed").and_then(|m| m.parse().ok()).unwrap_or(0),
+            lagging: h.get("lagging").is_some(),
+            name,
+        });
+    }
+    Ok(out)
+}
+
+/// Per class the lowest cursor over the regions, and "up" when any region is up: the
+/// gateway-wide view of several regions.
+fn slowest(
+    conn: &mut Connection,
+    prefix: &str,
+    regions: &[RegionState],
+) -> RedisResult<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    let any_up = regions.iter().any(|r| r.uplink.state == "up");
+    out.insert(
+        "state".into(),
+        if any_up { "up" } else { "down" }.to_string(),
+    );
+    for class in classes() {
+        let field = format!("acked:{class}");
+        let mut low: Option<(u64, u64)> = None;
+        for r in regions {
+            let key = format!("{prefix}:{}", crate::store::region_key(&r.name));
+            let c: Option<String> = conn.hget(&key, &field)?;
+            let id = c
+                .as_deref()
+                .and_then(crate::store::parse_id)
+                .unwrap_or((0, 0));
+            low = Some(low.map_or(id, |l| l.min(id)));
+        }
+        if let Some((ms, seq)) = low.filter(|l| *l != (0, 0)) {
+            out.insert(field, format!("{ms}-{seq}"));
+        }
+    }
+    Ok(out)
 }

@@ -37,6 +37,29 @@ pub fn table(r: &Report) -> String {
         s => s,
     };
     let _ = writeln!(o, "Uplink: {state}{since}");
+    for g in &r.regions {
+        let since = match (&g.uplink.since, g.uplink.for_s) {
+            (Some(s), Some(a)) => format!(" since {s} ({})", human_age(a)),
+            _ => String::new(),
+        };
+        let state = match g.uplink.state.as_str() {
+            "unknown" => "never connected",
+            s => s,
+        };
+        let lag = if g.lagging {
+            ", LAGGING past max_lag"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "  region {}: {state}{since}; backlog {}, oldest {}, missed {}{lag}",
+            g.name,
+            g.backlog,
+            opt_age(g.oldest_age_s),
+            g.missed
+        );
+    }
     let _ = writeln!(o);
     let _ = writeln!(
         o,
@@ -100,7 +123,43 @@ pub fn table(r: &Report) -> String {
             let _ = writeln!(o, "  {reason:<20} {n:>8}");
         }
     }
+    messages(r, &mut o);
     o
+}
+
+/// The pending-messages section and the downlink counters.
+fn messages(r: &Report, o: &mut String) {
+    let _ = writeln!(o);
+    let _ = writeln!(o, "Messages pending: {}", r.pending_messages.len());
+    if !r.pending_messages.is_empty() {
+        let w = r
+            .pending_messages
+            .iter()
+            .map(|m| m.dev.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        let _ = writeln!(
+            o,
+            "{:<w$} {:<28} {:<8} {:>9} TEXT",
+            "DEVICE", "MSG_ID", "STATE", "EXPIRES"
+        );
+        for m in &r.pending_messages {
+            let text: String = m.text.chars().take(40).collect();
+            let _ = writeln!(
+                o,
+                "{:<w$} {:<28} {:<8} {:>9} {text}",
+                m.dev,
+                m.msg_id,
+                m.state,
+                format!("in {}", human_age(m.expires_in_s.max(0))),
+            );
+        }
+    }
+    if !r.downlink.is_empty() {
+        let counts: Vec<String> = r.downlink.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(o, "Downlink: {}", counts.join(", "));
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,10 @@
 //! defaults, its decoder and options, presence timeout and reporting policy.
 //! The schema is documented in `docs/device-profiles.md`.
 
+pub mod downlink;
 mod validate;
+
+pub use downlink::{DownlinkKind, RawDownlink};
 
 use super::de::deserialize_all;
 use super::diag::Problems;
@@ -329,6 +332,8 @@ pub struct RawProfile {
     pub at_modem: Option<Spanned<AtModemOptions>>,
     /// Options of the `meshtastic-proto` and `meshtastic-serial` decoders.
     pub meshtastic: Option<Spanned<MeshtasticOptions>>,
+    /// How messages reach these devices (SPEC §8); absent = no downlink.
+    pub downlink: Option<RawDownlink>,
     /// Options of the `owntracks` decoder.
     pub owntracks: Option<Spanned<OwntracksOptions>>,
     /// CoT type of this kind of device's PLI on a TAK server (SPEC §10), e.g. `a-f-G-U-C`.
@@ -431,6 +436,11 @@ impl Profile {
         let f = o.key_file.as_ref()?;
         let base = self.path.parent().unwrap_or(Path::new("."));
         Some(base.join(f.get_ref()))
+    }
+
+    /// The downlink of this profile, if it has one.
+    pub fn downlink(&self) -> Option<&RawDownlink> {
+        self.raw.downlink.as_ref()
     }
 
     /// The CoT type of this profile's devices on a TAK server (default `a-f-G-U-C`).

@@ -42,6 +42,9 @@ pub fn validate(raw: &RawProfile, cx: &Ctx, p: &mut Problems) {
     owntracks(raw, cx, p);
     options(raw, cx, p);
     meshtastic(raw, cx, p);
+    if let Some(d) = &raw.downlink {
+        super::downlink::validate(d, *raw.decoder.get_ref(), &|k| cx.at(k), p);
+    }
     tak_type(raw, p);
 }
 
