@@ -227,3 +227,41 @@ fn a_hub_puts_the_regions_units_alerts_and_chat_on_a_regional_tak_server_and_tak
         at_least(name, &tak, 0.0);
     }
 }
+
+#[test]
+fn hub_check_reports_tak_problems_at_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.toml");
+    let base = "[hub]\nid = \"boston-1\"\nregion = \"boston\"\n\n[broker]\n\n[redis]\n\n";
+    let check = |tables: &str| {
+        std::fs::write(&path, format!("{base}{tables}")).unwrap();
+        let out = std::process::Command::new(outpost_system_tests::hub_bin().unwrap())
+            .args(["check", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        (out.status.code(), text)
+    };
+    let (code, err) = check(
+        "[[tak]]\nurl = \"udp://x\"\n\n[[tak]]\nurl = \"tcp://h:1\"\nca_file = \"ca.pem\"\nqueue = 1\n\n[[tak]]\nname = \"r\"\nurl = \"ssl://h\"\nkey_file = \"missing.key\"\ncert_file = \"missing.pem\"\n\n[[tak]]\nname = \"r\"\nurl = \"tcp://h\"\nbogus = 1\n",
+    );
+    assert_eq!(code, Some(1), "{err}");
+    let f = path.display().to_string();
+    for want in [
+        format!("{f}:10:7: tak.url: \"udp://x\": scheme must be tcp:// or ssl://"),
+        format!("{f}:14:11: tak: ca_file, cert_file and key_file need an ssl:// url"),
+        format!("{f}:15:9: tak.queue: must be between 16 and 1000000"),
+        format!(
+            "{f}:21:13: tak: TLS: cannot read {}/missing.pem",
+            dir.path().display()
+        ),
+        format!("{f}:24:8: tak.name: \"r\" is named twice"),
+        format!("{f}:26:1: tak[3]: unknown key `bogus`"),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    let (code, out) = check("[[tak]]\nurl = \"tcp://127.0.0.1:8087\"\nsubscribe = true\n");
+    assert_eq!(code, Some(0), "{out}");
+}
