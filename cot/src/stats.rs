@@ -71,8 +71,11 @@ fn tak(name: &str) -> Labels {
     vec![("tak", name.to_string())]
 }
 
-/// Counters read from one atomic per output.
-const COUNTERS: [(&str, &str, fn(&TakStats) -> &AtomicU64); 9] = [
+/// Which atomic of an output's figures a counter family reads.
+type Field = fn(&TakStats) -> &AtomicU64;
+
+/// Counters read from one atomic per output: name, help, field.
+const COUNTERS: [(&str, &str, Field); 9] = [
     ("tak_connects", "Connections to the TAK server", |s| {
         &s.link.connects
     }),
