@@ -226,6 +226,11 @@ fn a_hub_puts_the_regions_units_alerts_and_chat_on_a_regional_tak_server_and_tak
     ] {
         at_least(name, &tak, 0.0);
     }
+    // SIGTERM with a TAK link up: the link ends with the receiver, exit 0.
+    let mut hubs = hubs;
+    for h in &mut hubs {
+        assert!(h.terminate().unwrap().success(), "{}", h.log());
+    }
 }
 
 #[test]
