@@ -1,11 +1,12 @@
 //! The hub beside a regional TAK server: a real gateway (no `[[tak]]` of its own) → the hub
 //! broker → a real `outpost-hub` with `[[tak]]` → a real taky. The TAK user sees the units
-//! with their positions and callsigns, the alert and the chat; its own PLI and 911 reach the
-//! hub API as events of `tak-regional`; a taky restart gets the picture again; `/metrics`
+//! with their positions and callsigns, the alert and the chat; its own PLI, 911, cancel and
+//! GeoChat reach the hub API as events of `tak-regional`; a taky restart gets the picture again; `/metrics`
 //! shows the TAK families.
 
 use super::common::*;
 use super::uids;
+use outpost_cot::encode::{self, ChatTo, Unit};
 use outpost_system_tests::{HubConfig, HubProc, RedisServer, Rig, TakUser, Taky};
 use serde_json::{json, Value};
 
@@ -160,6 +161,56 @@ fn a_hub_puts_the_regions_units_alerts_and_chat_on_a_regional_tak_server_and_tak
         "{:?}",
         uids(&user)
     );
+
+    // The user's cancel and GeoChat, to the room and to the hub's contact.
+    user.send(&atak_emergency(USER, "VIPER", "b-a-o-can", 42.5, -71.25))
+        .unwrap();
+    let viper = Unit {
+        uid: USER.into(),
+        callsign: "VIPER".into(),
+        cot_type: "a-f-G-U-C".into(),
+    };
+    let now = chrono::Utc::now();
+    user.send(&encode::chat(
+        &viper,
+        &ChatTo::AllChatRooms,
+        NASTY_TEXT,
+        "m-room",
+        now,
+    ))
+    .unwrap();
+    let to_hub = ChatTo::Contact {
+        uid: "outpost.hub.boston".into(),
+        callsign: "Boston dispatch".into(),
+    };
+    user.send(&encode::chat(&viper, &to_hub, "to dispatch", "m-hub", now))
+        .unwrap();
+    assert!(
+        outpost_system_tests::wait_until(T, || events("message").len() >= 2
+            && events("status")
+                .iter()
+                .any(|s| s["extra"]["note"] == "emergency cancelled by VIPER")),
+        "messages {:?}, status {:?}\n{}",
+        events("message"),
+        events("status"),
+        logs()
+    );
+    let msgs = events("message");
+    let text_of = |id: &str| {
+        let m = msgs
+            .iter()
+            .find(|m| m["msg_id"] == id)
+            .unwrap_or_else(|| panic!("{id}: {msgs:?}"));
+        (
+            m["text"].as_str().map(str::to_string),
+            m["to"].as_str().map(str::to_string),
+        )
+    };
+    assert_eq!(
+        text_of("m-room"),
+        (Some(NASTY_TEXT.into()), Some("All Chat Rooms".into()))
+    );
+    assert_eq!(text_of("m-hub"), (Some("to dispatch".into()), None));
 
     // The server restarts empty (in-memory): only a resend shows the unit again.
     drop(user);
