@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use outpost_system_tests::dedup::{ArrivalKind, ConnectOrder};
 use outpost_system_tests::{
-    parse_event_id, wait_until, DedupStore, Device, EventId, GatewayConfig, Hub, Mosquitto,
-    RedisServer, TcpProxy,
+    parse_event_id, wait_until, DedupStore, Device, EventId, GatewayConfig, Mosquitto, RedisServer,
+    TcpProxy, WireTap,
 };
 use serde_json::{json, Value};
 
@@ -74,7 +74,7 @@ fn batch(gw: &str, class: &str, ids: &[&str]) -> Value {
 fn mosquitto_persistent_session_keeps_qos1_across_stop_start() {
     let mut broker = Mosquitto::new().unwrap();
     // Subscribe once with a persistent session, then go away.
-    drop(Hub::connect(&broker.url(), "p").unwrap());
+    drop(WireTap::connect(&broker.url(), "p").unwrap());
 
     let dev = Device::connect(&broker.url(), "dev-1").unwrap();
     let payload = batch("gw1", "location", &["1-0"]).to_string();
@@ -84,7 +84,7 @@ fn mosquitto_persistent_session_keeps_qos1_across_stop_start() {
     broker.stop().unwrap();
     broker.start().unwrap();
 
-    let hub = Hub::connect(&broker.url(), "p").unwrap();
+    let hub = WireTap::connect(&broker.url(), "p").unwrap();
     assert!(
         hub.wait_for_events("location", 1, T),
         "queued QoS 1 message lost"
@@ -101,7 +101,7 @@ fn mosquitto_persistent_session_keeps_qos1_across_stop_start() {
 #[test]
 fn hub_reconnects_after_hub_broker_restart() {
     let mut broker = Mosquitto::new().unwrap();
-    let hub = Hub::connect(&broker.url(), "p").unwrap();
+    let hub = WireTap::connect(&broker.url(), "p").unwrap();
     broker.stop().unwrap();
     broker.start().unwrap();
     let dev = Device::connect(&broker.url(), "dev-1").unwrap();
@@ -126,7 +126,7 @@ fn hub_records_state_snapshot_order_and_retain_flag() {
     // Retained before the hub subscribes: delivered with the retain flag.
     dev.publish_retained("p/gw1/state", r#"{"state":"online"}"#)
         .unwrap();
-    let hub = Hub::connect(&broker.url(), "p").unwrap();
+    let hub = WireTap::connect(&broker.url(), "p").unwrap();
     assert!(hub.wait_for(|h| h.state().is_some(), T));
     assert!(hub.timeline().last().unwrap().retained);
 
@@ -175,7 +175,7 @@ fn hub_records_state_snapshot_order_and_retain_flag() {
 #[test]
 fn device_bulk_publish_is_acked_and_delivered_in_order() {
     let broker = Mosquitto::new().unwrap();
-    let hub = Hub::connect(&broker.url(), "p").unwrap();
+    let hub = WireTap::connect(&broker.url(), "p").unwrap();
     let dev = Device::connect(&broker.url(), "dev-bulk").unwrap();
     let n = 2000;
     let started = Instant::now();

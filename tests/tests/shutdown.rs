@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use outpost_system_tests::{rfc3339, wait_until, Device, Rig};
+use outpost_system_tests::{rfc3339, wait_until, Device, Rig, GW};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(30);
@@ -65,9 +65,9 @@ fn sigterm_mid_stream_exits_0_and_every_acknowledged_event_reaches_the_hub_once(
     });
     assert!(
         rig.hub
-            .wait_for(|h| h.state().is_some_and(|s| s["state"] == "offline"), T),
+            .wait_for(|h| h.gateway_state(GW).as_deref() == Some("offline"), T),
         "no offline state on graceful stop: {:?}",
-        rig.hub.state()
+        rig.hub.gateway(GW)
     );
     let before_restart = rig.hub.events_of("location").len();
     assert!(
