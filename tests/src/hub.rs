@@ -117,7 +117,7 @@ impl Hub {
             .collect()
     }
 
-    /// `/api/v1/gateways`: each gateway's `state`, `since`, `version`, `last_batch`.
+    /// `/api/v1/gateways`: each gateway's `state`, `since`, `version`, `last_batch`, `stored`.
     pub fn gateways(&self) -> Vec<Value> {
         self.api.gateways().expect("hub API: /api/v1/gateways")
     }

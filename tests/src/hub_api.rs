@@ -87,7 +87,8 @@ impl HubApi {
         outpost_proto::api::all_events(gw, class, limit, |path| self.json(path))
     }
 
-    /// `GET /api/v1/gateways`: each gateway's `state`, `since`, `version`, `last_batch`.
+    /// `GET /api/v1/gateways`: each gateway's `state`, `since`, `version`, `last_batch`,
+    /// `stored` (events per class).
     pub fn gateways(&self) -> anyhow::Result<Vec<Value>> {
         Ok(array(self.json("/api/v1/gateways")?))
     }

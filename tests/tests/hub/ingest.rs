@@ -50,6 +50,9 @@ fn reordered_and_duplicated_batches_are_stored_exactly_once_in_id_order() {
         "replay is not part of the stored event"
     );
     assert_eq!(events[0]["lat"], 52.5);
+    // `/gateways` counts what was stored, duplicates not included.
+    let gateways = api.gateways().unwrap();
+    assert_eq!(gateways[0]["stored"]["location"], 7, "{gateways:?}");
     // SIGTERM: stop taking batches, finish writes, exit 0.
     let mut b = b;
     assert!(b.hub.terminate().unwrap().success(), "{}", b.hub.log());
