@@ -209,3 +209,18 @@ impl Drop for HubProc {
         }
     }
 }
+
+/// `outpost-hub sync --from <from> --to <to>` (store URLs as the command takes them, e.g.
+/// `redis://…#hub`); its stdout (the counts). Panics when it fails, with its stderr.
+pub fn hub_sync(from: &str, to: &str) -> String {
+    let out = Command::new(hub_bin().expect("outpost-hub binary"))
+        .args(["sync", "--from", from, "--to", to])
+        .output()
+        .expect("run outpost-hub sync");
+    assert!(
+        out.status.success(),
+        "outpost-hub sync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}

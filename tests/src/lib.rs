@@ -61,7 +61,7 @@ pub use dedup::{parse_event_id, DedupStore, EventId};
 pub use device::Device;
 pub use hub::Hub;
 pub use hub_api::HubApi;
-pub use hub_proc::{HubConfig, HubProc};
+pub use hub_proc::{hub_sync, HubConfig, HubProc};
 pub use mosquitto::{Mosquitto, TlsListener};
 pub use outpost::{hub_bin, outpost_bin, Outpost};
 pub use proxy::TcpProxy;

@@ -50,18 +50,7 @@ fn sync_fills_a_rebuilt_region_and_copies_nothing_the_second_time() {
         == 5));
     let from = format!("{}#hub", b_redis.urls().join(","));
     let to = format!("{}#hub", a.redis.url());
-    let sync = || {
-        let out = std::process::Command::new(outpost_system_tests::hub_bin().unwrap())
-            .args(["sync", "--from", &from, "--to", &to])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let sync = || outpost_system_tests::hub_sync(&from, &to);
     assert!(sync().contains("2 gateways, 31 events seen, 26 copied"));
     for (gw, class) in [("veh-1", "location"), ("veh-2", "alert")] {
         assert_eq!(
