@@ -9,9 +9,11 @@
 //! - [`topic`]: `<topic_prefix>/<gateway>/{up/<class>,state,snapshot,down}` built and parsed.
 //! - [`down`]: downlink messages to devices (SPEC §8), parsed with the `msg_id` kept for a
 //!   `failed` receipt.
+//! - [`api`]: the client side of the hub API's `/api/v1/events` paging.
 //! - [`batch`]: batch payloads — built by the gateway from stored JSON, parsed and checked by
 //!   the hub.
 
+pub mod api;
 pub mod batch;
 pub mod down;
 pub mod event;

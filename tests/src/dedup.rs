@@ -1,6 +1,7 @@
-//! The hub's bookkeeping, sans I/O: routes uplink messages by topic and applies the SPEC §5
-//! dedup rule — per (gateway, class), keep the highest `id` stored and ignore anything at or
-//! below it. [`crate::Hub`] feeds it from MQTT; unit tests feed it by hand.
+//! The wire tap's bookkeeping, sans I/O: routes uplink messages by topic and applies the
+//! one-receiver form of the SPEC §5 dedup rule — per (gateway, class), keep the highest `id`
+//! seen and ignore anything at or below it. [`crate::WireTap`] feeds it from MQTT; unit tests
+//! feed it by hand. (What the hub stores is the real `outpost-hub`'s, [`crate::Hub`].)
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

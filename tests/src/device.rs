@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 
-use crate::hub::parse_mqtt_url;
+use crate::parse_mqtt_url;
 use crate::rt::RuntimeThread;
 
 /// How long one publish may wait for its PUBACK.

@@ -1,195 +1,226 @@
-//! The hub-side receiver: what the regional hub sees of a gateway (SPEC §5).
+//! The regional hub of a system test: the real `outpost-hub` receiver (SPEC §7) with its own
+//! `redis-server`, on the hub broker, read through its HTTP API. What a test asserts as
+//! delivered — stored events per (gateway, class) in id order, duplicates, latest state,
+//! presence, alerts, gateways' liveness — is what this hub stored and serves.
 //!
-//! Connects to the hub broker with a persistent session (clean_session = false, fixed client
-//! id), subscribes QoS 1 to the uplink topics and feeds every message to a [`DedupStore`].
-//! Reconnects by itself when the hub broker restarts; the persistent session means nothing
-//! published meanwhile is missed.
+//! The reads panic when the API does not answer: a test must not pass because its hub was gone.
+//! [`Hub::events_for`] keeps each (gateway, class) history it paged and asks only for what came
+//! after it, using the gateway's `stored` count (`/api/v1/gateways`) to know it is complete (a
+//! late batch below ids already read, as concurrent stores can produce, means one full read):
+//! waiting on a long stream does not page the whole history on every poll.
 
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use anyhow::Context;
 use serde_json::Value;
 
-use crate::dedup::{Arrival, ConnectOrder, DedupStore, EventId, RawBatch};
-use crate::rt::RuntimeThread;
+use crate::{wait_until, HubApi, HubConfig, HubProc, RedisServer};
 
-/// Default client id of the hub receiver.
-pub const HUB_CLIENT_ID: &str = "outpost-test-hub";
+/// The receiver id of a test hub (its `hub` label in `/metrics`).
+pub const HUB_ID: &str = "test-hub-1";
 
-/// A running hub receiver; disconnects on drop (the session stays in the broker).
+/// Events per `/api/v1/events` page the reads ask for.
+const PAGE: usize = 5_000;
+
+/// A running hub: receiver process, its Redis, its API. Field order = drop order: the receiver
+/// goes before its Redis.
 pub struct Hub {
-    store: Arc<Mutex<DedupStore>>,
-    client: AsyncClient,
-    // Last field: dropped last, which stops the event loop task.
-    _rt: RuntimeThread,
+    proc: HubProc,
+    redis: RedisServer,
+    api: HubApi,
+    /// (gateway, class) → its history as last read, in id order.
+    cache: Mutex<HashMap<(String, String), Vec<Value>>>,
 }
 
 impl Hub {
-    /// Connects to `url` (`mqtt://host:port`) as [`HUB_CLIENT_ID`] and subscribes under
-    /// `topic_prefix`; returns once the subscription is in place.
-    pub fn connect(url: &str, topic_prefix: &str) -> anyhow::Result<Self> {
-        Self::connect_as(url, topic_prefix, HUB_CLIENT_ID)
+    /// A receiver on `broker_url` (topic prefix `outpost/v1`) storing in a fresh Redis;
+    /// returns once it is subscribed (`/healthz` 200), so nothing published after is missed.
+    pub fn start(broker_url: &str) -> anyhow::Result<Hub> {
+        Self::start_with(broker_url, |c| c)
     }
 
-    /// As [`Hub::connect`], with another client id (e.g. two hubs on one broker).
-    pub fn connect_as(url: &str, topic_prefix: &str, client_id: &str) -> anyhow::Result<Self> {
-        let (host, port) = parse_mqtt_url(url)?;
-        let mut opts = MqttOptions::new(client_id, host, port);
-        opts.set_clean_session(false)
-            .set_keep_alive(Duration::from_secs(5))
-            // Batches of 256 events are far above rumqttc's 10 KiB default.
-            .set_max_packet_size(64 << 20, 64 << 20);
-        let (client, eventloop) = AsyncClient::new(opts, 1024);
-        let store = Arc::new(Mutex::new(DedupStore::new(topic_prefix)));
-        let rt = RuntimeThread::start("hub")?;
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let prefix = topic_prefix.trim_end_matches('/').to_string();
-        rt.handle().spawn(run(
-            eventloop,
-            client.clone(),
-            prefix,
-            store.clone(),
-            ready_tx,
-        ));
-        ready_rx
-            .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| anyhow!("hub did not connect and subscribe to {url} within 10 s"))?;
-        Ok(Self {
-            store,
-            client,
-            _rt: rt,
+    /// As [`Hub::start`], with the config adjusted (topic prefix, credentials, …).
+    pub fn start_with(
+        broker_url: &str,
+        tweak: impl FnOnce(HubConfig) -> HubConfig,
+    ) -> anyhow::Result<Hub> {
+        let redis = RedisServer::new().context("hub redis")?;
+        let cfg = tweak(HubConfig::new(HUB_ID, broker_url, vec![redis.url()]));
+        let proc = HubProc::start(&cfg)?;
+        let api = proc.api();
+        Ok(Hub {
+            proc,
+            redis,
+            api,
+            cache: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Locks the store for several reads at once.
-    pub fn lock(&self) -> MutexGuard<'_, DedupStore> {
-        self.store.lock().expect("hub store lock")
+    /// The API client.
+    pub fn api(&self) -> &HubApi {
+        &self.api
     }
 
-    /// Polls `pred` on the store every 20 ms until it holds or `timeout` passes.
-    pub fn wait_for(&self, pred: impl Fn(&DedupStore) -> bool, timeout: Duration) -> bool {
-        crate::wait_until(timeout, || pred(&self.lock()))
+    /// The receiver process (kill, restart, log).
+    pub fn process(&mut self) -> &mut HubProc {
+        &mut self.proc
     }
 
-    /// Waits until at least `n` events of `class` are stored.
+    /// The hub's Redis.
+    pub fn redis(&self) -> &RedisServer {
+        &self.redis
+    }
+
+    /// Everything the receiver logged.
+    pub fn log(&self) -> String {
+        self.proc.log()
+    }
+
+    /// Waits until the receiver noticed its broker went away (`/healthz` no longer 200).
+    pub fn wait_broker_down(&self, timeout: Duration) -> anyhow::Result<()> {
+        let api = &self.api;
+        let down = wait_until(timeout, || api.get("/healthz").is_ok_and(|(s, _)| s != 200));
+        anyhow::ensure!(
+            down,
+            "hub still healthy {timeout:?} after its broker went away"
+        );
+        Ok(())
+    }
+
+    /// Waits until the receiver is subscribed on its broker again (`/healthz` 200).
+    ///
+    /// After a broker *restart* this matters: mosquitto (2.0) restores a persistent session
+    /// and its queued messages, but not the session's shared subscription, so a batch published
+    /// before the receiver subscribes again is acknowledged to the gateway and dropped. The
+    /// rigs therefore keep the gateway off the restarted broker until this returns.
+    pub fn wait_subscribed(&self, timeout: Duration) -> anyhow::Result<()> {
+        self.proc.wait_healthy(timeout)
+    }
+
+    /// Polls `pred` every 20 ms until it holds or `timeout` passes.
+    pub fn wait_for(&self, pred: impl Fn(&Hub) -> bool, timeout: Duration) -> bool {
+        wait_until(timeout, || pred(self))
+    }
+
+    /// Waits until at least `n` events of `class` are stored (all gateways).
     pub fn wait_for_events(&self, class: &str, n: usize, timeout: Duration) -> bool {
         self.wait_for(|h| h.events_of(class).len() >= n, timeout)
     }
 
-    /// Every stored event, all classes, in arrival order.
-    pub fn events(&self) -> Vec<Value> {
-        self.lock().events().to_vec()
+    /// Every gateway the hub heard of, sorted (`/api/v1/gateways`).
+    pub fn gateway_ids(&self) -> Vec<String> {
+        self.gateways()
+            .iter()
+            .filter_map(|g| g["gw"].as_str().map(str::to_string))
+            .collect()
     }
 
-    /// Stored events of one class, in arrival order.
-    pub fn events_of(&self, class: &str) -> Vec<Value> {
-        self.lock().events_of(class).to_vec()
+    /// `/api/v1/gateways`: each gateway's `state`, `since`, `version`, `last_batch`, `stored`.
+    pub fn gateways(&self) -> Vec<Value> {
+        self.api.gateways().expect("hub API: /api/v1/gateways")
     }
 
-    /// Events the dedup rule ignored.
-    pub fn duplicates_dropped(&self) -> u64 {
-        self.lock().duplicates_dropped()
+    /// One gateway's liveness entry; `None` before the hub heard of it.
+    pub fn gateway(&self, gw: &str) -> Option<Value> {
+        self.gateways().into_iter().find(|g| g["gw"] == gw)
     }
 
-    /// Highest stored id for (gw, class).
-    pub fn highest_id(&self, gw: &str, class: &str) -> Option<EventId> {
-        self.lock().highest_id(gw, class)
+    /// The `state` the hub holds for `gw` (`online`/`offline`, from its retained state topic).
+    pub fn gateway_state(&self, gw: &str) -> Option<String> {
+        self.gateway(gw)?["state"].as_str().map(str::to_string)
     }
 
-    /// Every batch as received.
-    pub fn batches(&self) -> Vec<RawBatch> {
-        self.lock().batches().to_vec()
+    /// Stored events of (`gw`, `class`) in id order (`/api/v1/events`, every page).
+    pub fn events_for(&self, gw: &str, class: &str) -> Vec<Value> {
+        let stored = |h: &Hub| h.gateway(gw).map_or(0, |g| stored_of(&g, class));
+        self.history(gw, class, stored(self), || stored(self))
     }
 
-    /// Latest state payload.
-    pub fn state(&self) -> Option<Value> {
-        self.lock().state().cloned()
-    }
-
-    /// Latest snapshot payload.
-    pub fn snapshot(&self) -> Option<Value> {
-        self.lock().snapshot().cloned()
-    }
-
-    /// Everything that arrived, in order.
-    pub fn timeline(&self) -> Vec<Arrival> {
-        self.lock().timeline().to_vec()
-    }
-
-    /// Snapshot-vs-first-batch order for each gateway (re)connect.
-    pub fn connect_orders(&self) -> Vec<ConnectOrder> {
-        self.lock().connect_orders()
-    }
-
-    /// Protocol violations seen; a passing system test expects none.
-    pub fn errors(&self) -> Vec<String> {
-        self.lock().errors().to_vec()
-    }
-
-    /// Publishes as the hub (e.g. to clear a retained topic or, later, for downlink tests);
-    /// returns once handed to the client.
-    pub fn publish(&self, topic: &str, payload: &[u8], retain: bool) -> anyhow::Result<()> {
-        self.client
-            .try_publish(topic, QoS::AtLeastOnce, retain, payload.to_vec())
-            .context("hub publish")
-    }
-}
-
-/// Parses `mqtt://host:port` (port defaults to 1883).
-pub fn parse_mqtt_url(url: &str) -> anyhow::Result<(String, u16)> {
-    let Some(rest) = url.strip_prefix("mqtt://") else {
-        bail!("only mqtt:// URLs are supported here, got {url}");
-    };
-    let rest = rest.trim_end_matches('/');
-    match rest.rsplit_once(':') {
-        Some((host, port)) => Ok((host.to_string(), port.parse().context("mqtt url port")?)),
-        None => Ok((rest.to_string(), 1883)),
-    }
-}
-
-/// The hub's event loop: one task owns it (STYLE rule 8).
-async fn run(
-    mut eventloop: EventLoop,
-    client: AsyncClient,
-    prefix: String,
-    store: Arc<Mutex<DedupStore>>,
-    ready: mpsc::Sender<()>,
-) {
-    let filters = [
-        format!("{prefix}/+/up/#"),
-        format!("{prefix}/+/state"),
-        format!("{prefix}/+/snapshot"),
-    ];
-    loop {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                store
-                    .lock()
-                    .expect("hub store lock")
-                    .hub_connected(ack.session_present);
-                if ack.session_present {
-                    let _ = ready.send(());
-                } else {
-                    // A new session (first connect, or the broker lost it): subscribe again.
-                    let subs = filters
-                        .iter()
-                        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
-                    let _ = client.subscribe_many(subs).await;
-                }
-            }
-            Ok(Event::Incoming(Packet::SubAck(_))) => {
-                let _ = ready.send(());
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                store
-                    .lock()
-                    .expect("hub store lock")
-                    .handle_message(&p.topic, &p.payload, p.retain);
-            }
-            Ok(_) => {}
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+    /// The cached history of (`gw`, `class`) brought up to `stored` events: what came after the
+    /// last id read, or everything again when that does not add up to the count (`recount`
+    /// after the read: the cache is a subset of the history, so equal counts mean all of it).
+    fn history(&self, gw: &str, class: &str, stored: u64, recount: impl Fn() -> u64) -> Vec<Value> {
+        let mut cache = self.cache.lock().expect("hub cache");
+        let events = cache
+            .entry((gw.to_string(), class.to_string()))
+            .or_default();
+        if events.len() as u64 == stored {
+            return events.clone();
         }
+        let after = events
+            .last()
+            .and_then(|e| e["id"].as_str())
+            .unwrap_or("0-0")
+            .to_string();
+        let read = |after: &str| {
+            outpost_proto::api::all_events_after(gw, class, after, PAGE, |p| self.api.json(p))
+                .unwrap_or_else(|e| panic!("hub API: events of {gw}/{class}: {e:#}"))
+        };
+        events.extend(read(&after));
+        if events.len() as u64 != recount() {
+            *events = read("0-0");
+        }
+        events.clone()
     }
+
+    /// Stored events of `class` from every gateway (by gateway id, then id order).
+    pub fn events_of(&self, class: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        for g in self.gateways() {
+            let Some(gw) = g["gw"].as_str() else { continue };
+            let recount = || self.gateway(gw).map_or(0, |g| stored_of(&g, class));
+            out.extend(self.history(gw, class, stored_of(&g, class), recount));
+        }
+        out
+    }
+
+    /// Every stored event of every class (for failure messages).
+    pub fn events(&self) -> Vec<Value> {
+        outpost_proto::Class::ALL
+            .iter()
+            .flat_map(|c| self.events_of(c.as_str()))
+            .collect()
+    }
+
+    /// Stored events of one device (any class).
+    pub fn events_of_dev(&self, dev: &str) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["dev"] == dev)
+            .collect()
+    }
+
+    /// The hub's latest state of `dev` (`/api/v1/devices/{dev}`); `None` when unknown.
+    pub fn device(&self, dev: &str) -> Option<Value> {
+        self.api
+            .device(dev)
+            .unwrap_or_else(|e| panic!("hub API: /api/v1/devices/{dev}: {e:#}"))
+    }
+
+    /// `/api/v1/alerts`, newest first.
+    pub fn alerts(&self) -> Vec<Value> {
+        self.api.alerts().expect("hub API: /api/v1/alerts")
+    }
+
+    /// Events the hub found already stored and did not store again (`/metrics`).
+    pub fn duplicates_dropped(&self) -> u64 {
+        self.api.duplicates().expect("hub API: /metrics")
+    }
+
+    /// Bad input the hub refused (counted by reason in `/metrics`), one line per reason; a
+    /// passing test of a well-behaved gateway expects none.
+    pub fn errors(&self) -> Vec<String> {
+        let drops: BTreeMap<String, u64> = self.api.drops().expect("hub API: /metrics");
+        drops
+            .into_iter()
+            .map(|(reason, n)| format!("hub refused {n} message(s): {reason}"))
+            .collect()
+    }
+}
+
+/// A gateway entry's count of stored events of `class` (0 when it has none).
+fn stored_of(gateway: &Value, class: &str) -> u64 {
+    gateway["stored"][class].as_u64().unwrap_or(0)
 }

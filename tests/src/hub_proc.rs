@@ -1,17 +1,17 @@
 //! Runs the real `outpost-hub` binary (SPEC §7): a receiver with its HTTP API on a free
 //! loopback port, in its own temp dir with `hub.toml` and the captured log; killed on drop.
-//! [`HubApi`] reads the API with a plain HTTP client.
+//! [`crate::hub_api::HubApi`] reads its API.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::hub_api::HubApi;
 use crate::outpost::hub_bin;
 use crate::{free_port, process, wait_until};
 
@@ -217,117 +217,17 @@ impl Drop for HubProc {
     }
 }
 
-/// A client of the hub's HTTP API.
-#[derive(Clone)]
-pub struct HubApi {
-    base: String,
-    agent: ureq::Agent,
-    token: Option<String>,
-}
-
-impl HubApi {
-    /// For `http://host:port`.
-    pub fn new(base: &str) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(20)))
-            .build()
-            .into();
-        HubApi {
-            base: base.into(),
-            agent,
-            token: None,
-        }
-    }
-
-    /// The same API with a bearer token.
-    pub fn with_token(&self, token: &str) -> Self {
-        HubApi {
-            token: Some(token.into()),
-            ..self.clone()
-        }
-    }
-
-    /// `GET path` → (status, JSON body or Null).
-    pub fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
-        let mut req = self.agent.get(format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        let mut resp = req.call()?;
-        let status = resp.status().as_u16();
-        let body = resp.body_mut().read_to_string()?;
-        Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
-    }
-
-    /// `GET path` → the body as text (200 only).
-    pub fn text(&self, path: &str) -> anyhow::Result<String> {
-        let mut resp = self.agent.get(format!("{}{path}", self.base)).call()?;
-        anyhow::ensure!(
-            resp.status().as_u16() == 200,
-            "GET {path}: {}",
-            resp.status()
-        );
-        Ok(resp.body_mut().read_to_string()?)
-    }
-
-    /// `POST path` with a JSON body → (status, JSON body or Null).
-    pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        let mut req = self.agent.post(format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        let mut resp = req.send_json(body)?;
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string()?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-    }
-
-    /// `GET path` expecting 200 JSON.
-    pub fn json(&self, path: &str) -> anyhow::Result<Value> {
-        let (s, v) = self.get(path)?;
-        anyhow::ensure!(s == 200, "GET {path}: {s} {v}");
-        Ok(v)
-    }
-
-    /// Every stored event of (gw, class), paging through `/events` (`limit` per page).
-    pub fn all_events(&self, gw: &str, class: &str, limit: usize) -> anyhow::Result<Vec<Value>> {
-        let mut out = Vec::new();
-        let mut after = "0-0".to_string();
-        loop {
-            let v = self.json(&format!(
-                "/api/v1/events?gw={gw}&class={class}&after={after}&limit={limit}"
-            ))?;
-            let page = v["events"].as_array().cloned().unwrap_or_default();
-            if page.is_empty() {
-                return Ok(out);
-            }
-            after = v["next"].as_str().unwrap_or("0-0").to_string();
-            out.extend(page);
-        }
-    }
-
-    /// Opens `/api/v1/stream`; calls `f` with each `data:` line until it returns false or
-    /// `timeout` passes without a line.
-    pub fn stream(&self, timeout: Duration, mut f: impl FnMut(&str) -> bool) -> anyhow::Result<()> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_recv_body(Some(timeout))
-            .build()
-            .into();
-        let mut req = agent.get(format!("{}/api/v1/stream", self.base));
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        let mut resp = req.call()?;
-        let reader = BufReader::new(resp.body_mut().as_reader());
-        for line in reader.lines() {
-            let line = line?;
-            if let Some(data) = line.strip_prefix("data:") {
-                if !f(data.trim_start()) {
-                    break;
-                }
-            }
-        }
-        Ok(())
-    }
+/// `outpost-hub sync --from <from> --to <to>` (store URLs as the command takes them, e.g.
+/// `redis://…#hub`); its stdout (the counts). Panics when it fails, with its stderr.
+pub fn hub_sync(from: &str, to: &str) -> String {
+    let out = Command::new(hub_bin().expect("outpost-hub binary"))
+        .args(["sync", "--from", from, "--to", to])
+        .output()
+        .expect("run outpost-hub sync");
+    assert!(
+        out.status.success(),
+        "outpost-hub sync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
 }

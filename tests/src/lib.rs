@@ -8,13 +8,16 @@
 //! - [`redis_server`]: a private `redis-server` with AOF + `appendfsync always`, `kill9`/`restart`.
 //! - [`mosquitto`]: a private `mosquitto` with persistence, `stop`/`start`/`kill9`.
 //! - [`proxy`]: a TCP proxy that can pass, black-hole, cut or delay a link at runtime.
-//! - [`hub`]: a stand-in hub-side receiver; [`dedup`] holds its sans-I/O bookkeeping (the SPEC §5 rule).
-//! - [`hub_proc`]: the real `outpost-hub` binary and a client of its HTTP API.
+//! - [`hub`]: the regional hub of a test — the real `outpost-hub` with its own Redis, read through
+//!   its API; delivery is asserted there.
+//! - [`hub_proc`]: runs the `outpost-hub` binary on a config; [`hub_api`]: a client of its HTTP API.
+//! - [`wire_tap`]: a subscriber on the hub broker for what only the wire shows (raw batches, the
+//!   `replay` flag, retained state, snapshot order); [`dedup`] holds its sans-I/O bookkeeping.
 //! - [`redis_cluster`]: a real 3-master Redis Cluster.
 //! - [`device`]: a field device publishing QoS 1 to the device broker.
 //! - [`outpost`]: builds and runs the `outpost` binary; [`config`] renders its `gateway.toml`.
 //! - [`sniffer`]: a listener on a broker topic (what the gateway sends to devices).
-//! - [`rig`]: a whole bench (Redis, device broker, hub broker, proxy, hub) and profile copies.
+//! - [`rig`]: a whole bench (Redis, device broker, hub broker, proxy, the real hub) and profile copies.
 //! - [`mesh_radio`]: a scripted Meshtastic radio (serial API) on a pty.
 //! - [`pty`]: a serial device on a pseudo-terminal pair (socat), unplugged and replugged.
 //! - [`feed`]: tracked device feeds (every publish and its broker ack); [`tally`]: the end
@@ -32,6 +35,7 @@ pub mod dedup;
 pub mod device;
 pub mod feed;
 pub mod hub;
+pub mod hub_api;
 pub mod hub_proc;
 pub mod mesh_radio;
 pub mod mosquitto;
@@ -47,6 +51,7 @@ pub mod sniffer;
 pub mod tak_user;
 pub mod taky;
 pub mod tally;
+pub mod wire_tap;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -55,7 +60,8 @@ pub use config::GatewayConfig;
 pub use dedup::{parse_event_id, DedupStore, EventId};
 pub use device::Device;
 pub use hub::Hub;
-pub use hub_proc::{HubApi, HubConfig, HubProc};
+pub use hub_api::HubApi;
+pub use hub_proc::{hub_sync, HubConfig, HubProc};
 pub use mosquitto::{Mosquitto, TlsListener};
 pub use outpost::{hub_bin, outpost_bin, Outpost};
 pub use proxy::TcpProxy;
@@ -65,6 +71,7 @@ pub use rig::{rfc3339, ProfileDir, Rig, GW};
 pub use sniffer::Sniffer;
 pub use tak_user::TakUser;
 pub use taky::{Taky, TakyTls};
+pub use wire_tap::WireTap;
 
 /// A loopback port that was free a moment ago.
 ///
@@ -88,6 +95,22 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Parses `mqtt://host:port` (port defaults to 1883).
+pub fn parse_mqtt_url(url: &str) -> anyhow::Result<(String, u16)> {
+    let Some(rest) = url.strip_prefix("mqtt://") else {
+        anyhow::bail!("only mqtt:// URLs are supported here, got {url}");
+    };
+    let rest = rest.trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((host, port)) => Ok((
+            host.to_string(),
+            port.parse()
+                .map_err(|e| anyhow::anyhow!("mqtt url port: {e}"))?,
+        )),
+        None => Ok((rest.to_string(), 1883)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! A whole test bench in one value: private Redis, device broker, hub broker, an optional fault
-//! proxy between the gateway and the hub, and the hub receiver — everything an end-to-end test of
-//! `outpost run` needs, on free ports, cleaned up on drop.
+//! proxy between the gateway and the hub broker, and the real hub (`outpost-hub` with its own
+//! Redis) — everything an end-to-end test of `outpost run` needs, on free ports, cleaned up on
+//! drop.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,12 +11,12 @@ use anyhow::Context;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::{Device, GatewayConfig, Hub, Mosquitto, Outpost, RedisServer, TcpProxy};
+use crate::{Device, GatewayConfig, Hub, Mosquitto, Outpost, RedisServer, TcpProxy, WireTap};
 
 /// Gateway id used by [`Rig`] configs.
 pub const GW: &str = "veh-0042";
 
-/// Redis, two brokers, maybe a proxy, and the hub receiver.
+/// Redis, two brokers, maybe a proxy, and the real hub.
 pub struct Rig {
     /// The gateway's local Redis.
     pub redis: RedisServer,
@@ -25,7 +26,8 @@ pub struct Rig {
     pub hub_broker: Mosquitto,
     /// Between the gateway and the hub broker, when asked for.
     pub proxy: Option<TcpProxy>,
-    /// What the hub sees (connected before the gateway starts).
+    /// The real hub on the hub broker (subscribed before the gateway starts): what it stored
+    /// is what was delivered.
     pub hub: Hub,
 }
 
@@ -49,7 +51,7 @@ impl Rig {
         } else {
             None
         };
-        let hub = Hub::connect(&hub_broker.url(), "outpost/v1")?;
+        let hub = Hub::start(&hub_broker.url())?;
         Ok(Self {
             redis,
             devices,
@@ -110,7 +112,20 @@ impl Rig {
         Ok(())
     }
 
-    /// (dev, ts) of every location the hub stored, in arrival order.
+    /// A [`WireTap`] on the hub broker, for a test that asserts on the wire itself (connect it
+    /// before starting the gateway).
+    pub fn wire_tap(&self) -> anyhow::Result<WireTap> {
+        WireTap::connect(&self.hub_broker.url(), "outpost/v1")
+    }
+
+    /// Publishes QoS 1 on the hub broker as dispatch would (e.g. a hand-made `down` message the
+    /// hub's API would refuse to send); returns once the broker acknowledged it.
+    pub fn publish_on_hub_broker(&self, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
+        Device::connect(&self.hub_broker.url(), "outpost-test-dispatch")?
+            .publish_qos1(topic, payload.to_vec())
+    }
+
+    /// (dev, ts) of every location the hub stored, in id order.
     pub fn stored_locations(&self) -> Vec<(String, String)> {
         self.hub
             .events_of("location")
@@ -122,6 +137,22 @@ impl Rig {
                 )
             })
             .collect()
+    }
+
+    /// Stops the hub broker (gracefully) and waits until the hub noticed.
+    pub fn stop_hub_broker(&mut self) -> anyhow::Result<()> {
+        self.hub_broker.stop()?;
+        self.hub.wait_broker_down(Duration::from_secs(20))
+    }
+
+    /// Starts the hub broker again, the gateway's link cut at the proxy until the hub
+    /// subscribed again ([`Hub::wait_subscribed`] says why), then passes the link.
+    pub fn start_hub_broker(&mut self) -> anyhow::Result<()> {
+        self.proxy().cut();
+        self.hub_broker.start()?;
+        self.hub.wait_subscribed(Duration::from_secs(30))?;
+        self.proxy().pass();
+        Ok(())
     }
 
     /// The proxy (panics if the bench has none).
@@ -186,7 +217,7 @@ impl Rig {
     }
 }
 
-/// Stored hub events of `class` for device `dev`, in arrival order.
+/// The events of device `dev` among `events`, in their order.
 pub fn of_dev(events: &[Value], dev: &str) -> Vec<Value> {
     events.iter().filter(|e| e["dev"] == dev).cloned().collect()
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
-use crate::hub::parse_mqtt_url;
+use crate::parse_mqtt_url;
 use crate::rt::RuntimeThread;
 
 /// Messages seen on a filter; disconnects on drop.

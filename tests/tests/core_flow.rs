@@ -1,24 +1,25 @@
-//! The main path, end to end (SPEC §5, issue 2): device MQTT → `outpost run` → Redis → hub,
-//! with exact values, and per-device order.
+//! The main path, end to end (SPEC §5, issue 2): device MQTT → `outpost run` → Redis → the
+//! real hub, with exact values as the hub stored them, and per-device order. The first test
+//! also taps the wire for what the hub does not keep: `replay` and the batches' drain order.
 
 use std::time::Duration;
 
 use outpost_system_tests::dedup::ArrivalKind;
 use outpost_system_tests::rig::of_dev;
-use outpost_system_tests::{Device, Rig};
+use outpost_system_tests::{Device, Rig, WireTap};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(20);
 
 const OWNTRACKS_FIX: &str = r#"{"_type":"location","tid":"AP","lat":51.06263391678321,"lon":13.60279820860699,"tst":1440405601,"acc":10,"alt":262,"vel":18,"cog":82,"batt":99,"bs":2}"#;
 
-/// Fields every uplink event must have (SPEC §5), whatever its class.
+/// Fields every stored event must have (SPEC §5), whatever its class (the hub keeps events
+/// without `replay`: see [`assert_replay`]).
 fn assert_envelope(e: &Value, class: &str) {
     assert_eq!(e["class"], class, "{e}");
     for f in ["id", "dev", "ts", "ts_src", "rx"] {
         assert!(e[f].is_string(), "missing {f}: {e}");
     }
-    assert!(e["replay"].is_boolean(), "missing replay: {e}");
     for f in ["ts", "rx"] {
         let ts = e[f].as_str().unwrap();
         assert!(
@@ -28,9 +29,19 @@ fn assert_envelope(e: &Value, class: &str) {
     }
 }
 
+/// Every event of `class` on the wire carried `replay` = `want`.
+fn assert_replay(tap: &WireTap, class: &str, want: bool) {
+    let events = tap.events_of(class);
+    assert!(!events.is_empty(), "no {class} on the wire");
+    for e in events {
+        assert_eq!(e["replay"], want, "{e}");
+    }
+}
+
 #[test]
 fn owntracks_location_reaches_hub_with_exact_coordinates_and_device_time() {
     let rig = Rig::new().unwrap();
+    let tap = rig.wire_tap().unwrap();
     let _gw = rig.start(&rig.config().mqtt("owntracks")).unwrap();
     // "Went out live" (replay false) needs the uplink up before the fix arrives.
     assert!(outpost_system_tests::wait_until(T, || rig
@@ -65,7 +76,6 @@ fn owntracks_location_reaches_hub_with_exact_coordinates_and_device_time() {
     assert_eq!(loc["acc"].as_f64(), Some(10.0));
     assert_eq!(loc["speed"].as_f64(), Some(5.0), "vel is km/h, speed m/s");
     assert_eq!(loc["course"].as_f64(), Some(82.0));
-    assert_eq!(loc["replay"], false, "went out live");
 
     let st = &hub.events_of("status")[0];
     assert_envelope(st, "status");
@@ -82,12 +92,16 @@ fn owntracks_location_reaches_hub_with_exact_coordinates_and_device_time() {
     assert_eq!(presence[0]["state"], "online");
     assert!(presence[0]["last_seen"].is_string());
 
-    // Drain order (SPEC §6): the presence batch goes out before the status and location ones.
-    let first_batch = hub.timeline().into_iter().find_map(|a| match a.kind {
+    // On the wire: it went out live, and the presence batch went out before the status and
+    // location ones (drain order, SPEC §6).
+    assert!(tap.wait_for_events("location", 1, T));
+    assert_replay(&tap, "location", false);
+    let first_batch = tap.timeline().into_iter().find_map(|a| match a.kind {
         ArrivalKind::Batch { class, .. } => Some(class),
         _ => None,
     });
     assert_eq!(first_batch.as_deref(), Some("presence"));
+    assert!(tap.errors().is_empty(), "{:?}", tap.errors());
     assert!(hub.errors().is_empty(), "{:?}", hub.errors());
     assert_eq!(hub.duplicates_dropped(), 0);
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use outpost_system_tests::dedup::{ArrivalKind, ConnectOrder};
 use outpost_system_tests::{
-    parse_event_id, wait_until, DedupStore, Device, EventId, GatewayConfig, Hub, Mosquitto,
-    RedisServer, TcpProxy,
+    parse_event_id, wait_until, DedupStore, Device, EventId, GatewayConfig, Mosquitto, RedisServer,
+    TcpProxy, WireTap,
 };
 use serde_json::{json, Value};
 
@@ -60,7 +60,7 @@ fn redis_answers_on_its_unix_socket() {
     assert_eq!(pong, "PONG");
 }
 
-// ---------------------------------------------------------------- mosquitto + hub + device
+// ---------------------------------------------------------------- mosquitto + wire tap + device
 
 fn batch(gw: &str, class: &str, ids: &[&str]) -> Value {
     let events: Vec<Value> = ids
@@ -74,7 +74,7 @@ fn batch(gw: &str, class: &str, ids: &[&str]) -> Value {
 fn mosquitto_persistent_session_keeps_qos1_across_stop_start() {
     let mut broker = Mosquitto::new().unwrap();
     // Subscribe once with a persistent session, then go away.
-    drop(Hub::connect(&broker.url(), "p").unwrap());
+    drop(WireTap::connect(&broker.url(), "p").unwrap());
 
     let dev = Device::connect(&broker.url(), "dev-1").unwrap();
     let payload = batch("gw1", "location", &["1-0"]).to_string();
@@ -84,12 +84,12 @@ fn mosquitto_persistent_session_keeps_qos1_across_stop_start() {
     broker.stop().unwrap();
     broker.start().unwrap();
 
-    let hub = Hub::connect(&broker.url(), "p").unwrap();
+    let tap = WireTap::connect(&broker.url(), "p").unwrap();
     assert!(
-        hub.wait_for_events("location", 1, T),
+        tap.wait_for_events("location", 1, T),
         "queued QoS 1 message lost"
     );
-    let tl = hub.timeline();
+    let tl = tap.timeline();
     assert_eq!(
         tl[0].kind,
         ArrivalKind::HubConnected {
@@ -99,9 +99,9 @@ fn mosquitto_persistent_session_keeps_qos1_across_stop_start() {
 }
 
 #[test]
-fn hub_reconnects_after_hub_broker_restart() {
+fn wire_tap_reconnects_after_hub_broker_restart() {
     let mut broker = Mosquitto::new().unwrap();
-    let hub = Hub::connect(&broker.url(), "p").unwrap();
+    let tap = WireTap::connect(&broker.url(), "p").unwrap();
     broker.stop().unwrap();
     broker.start().unwrap();
     let dev = Device::connect(&broker.url(), "dev-1").unwrap();
@@ -110,25 +110,25 @@ fn hub_reconnects_after_hub_broker_restart() {
         batch("gw1", "alert", &["5-0"]).to_string(),
     )
     .unwrap();
-    assert!(hub.wait_for_events("alert", 1, T));
-    let connects = hub
+    assert!(tap.wait_for_events("alert", 1, T));
+    let connects = tap
         .timeline()
         .iter()
         .filter(|a| matches!(a.kind, ArrivalKind::HubConnected { .. }))
         .count();
-    assert!(connects >= 2, "hub did not reconnect");
+    assert!(connects >= 2, "tap did not reconnect");
 }
 
 #[test]
-fn hub_records_state_snapshot_order_and_retain_flag() {
+fn wire_tap_records_state_snapshot_order_and_retain_flag() {
     let broker = Mosquitto::new().unwrap();
     let dev = Device::connect(&broker.url(), "gw-sim").unwrap();
-    // Retained before the hub subscribes: delivered with the retain flag.
+    // Retained before the tap subscribes: delivered with the retain flag.
     dev.publish_retained("p/gw1/state", r#"{"state":"online"}"#)
         .unwrap();
-    let hub = Hub::connect(&broker.url(), "p").unwrap();
-    assert!(hub.wait_for(|h| h.state().is_some(), T));
-    assert!(hub.timeline().last().unwrap().retained);
+    let tap = WireTap::connect(&broker.url(), "p").unwrap();
+    assert!(tap.wait_for(|h| h.state().is_some(), T));
+    assert!(tap.timeline().last().unwrap().retained);
 
     // A live reconnect: state, snapshot, then history.
     dev.publish_retained("p/gw1/state", r#"{"state":"online","since":"x"}"#)
@@ -150,11 +150,11 @@ fn hub_records_state_snapshot_order_and_retain_flag() {
     .unwrap();
     dev.publish_retained("p/gw1/snapshot", r#"{"devices":[1]}"#)
         .unwrap();
-    assert!(hub.wait_for(|h| h.snapshots().len() == 2, T));
+    assert!(tap.wait_for(|h| h.snapshots().len() == 2, T));
 
-    assert_eq!(hub.snapshot().unwrap(), json!({"devices":[1]}));
-    assert_eq!(hub.state().unwrap()["state"], "online");
-    let orders = hub.connect_orders();
+    assert_eq!(tap.snapshot().unwrap(), json!({"devices":[1]}));
+    assert_eq!(tap.state().unwrap()["state"], "online");
+    let orders = tap.connect_orders();
     let gw = "gw1".to_string();
     assert_eq!(
         orders,
@@ -169,13 +169,13 @@ fn hub_records_state_snapshot_order_and_retain_flag() {
             },
         ]
     );
-    assert!(hub.errors().is_empty(), "{:?}", hub.errors());
+    assert!(tap.errors().is_empty(), "{:?}", tap.errors());
 }
 
 #[test]
 fn device_bulk_publish_is_acked_and_delivered_in_order() {
     let broker = Mosquitto::new().unwrap();
-    let hub = Hub::connect(&broker.url(), "p").unwrap();
+    let tap = WireTap::connect(&broker.url(), "p").unwrap();
     let dev = Device::connect(&broker.url(), "dev-bulk").unwrap();
     let n = 2000;
     let started = Instant::now();
@@ -188,15 +188,15 @@ fn device_bulk_publish_is_acked_and_delivered_in_order() {
     });
     dev.publish_many_qos1(msgs).unwrap();
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert!(hub.wait_for_events("status", n, T));
-    let ids: Vec<String> = hub
+    assert!(tap.wait_for_events("status", n, T));
+    let ids: Vec<String> = tap
         .events_of("status")
         .iter()
         .map(|e| e["id"].as_str().unwrap().to_string())
         .collect();
     let expected: Vec<String> = (0..n).map(|i| format!("1000-{i}")).collect();
     assert_eq!(ids, expected);
-    assert_eq!(hub.duplicates_dropped(), 0);
+    assert_eq!(tap.duplicates_dropped(), 0);
 }
 
 #[test]

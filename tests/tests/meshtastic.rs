@@ -74,7 +74,7 @@ fn presence_states(hub: &Hub, dev: &str) -> Vec<String> {
 #[test]
 fn radio_on_usb_handshakes_and_every_packet_it_hears_reaches_the_hub_across_a_replug() {
     let (redis, hub_broker) = (RedisServer::new().unwrap(), Mosquitto::new().unwrap());
-    let hub = Hub::connect(&hub_broker.url(), "outpost/v1").unwrap();
+    let hub = Hub::start(&hub_broker.url()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pty = Pty::plug(dir.path());
     let radio = MeshRadio::start(pty.open_feed(), RADIO_NODE, packets());
@@ -88,7 +88,6 @@ fn radio_on_usb_handshakes_and_every_packet_it_hears_reaches_the_hub_across_a_re
             .count()
     };
     assert!(
-        // (wait_until, not hub.wait_for: `of` takes the hub's lock itself)
         wait_until(T, || of("location", "!da65ade0") == 1
             && of("message", "!da65ade0") == 1
             && of("status", "!da65ade0") == 2

@@ -90,7 +90,7 @@ fn phone_fix(d: &Device, user: &str) {
 #[test]
 fn metrics_and_healthz_report_a_working_gateway() {
     let rig = Rig::new();
-    let hub = Hub::connect(&rig.hub_broker.url(), "outpost/v1").unwrap();
+    let hub = Hub::start(&rig.hub_broker.url()).unwrap();
     let gw = Outpost::start_with(&rig.config(&rig.hub_broker.url())).unwrap();
     assert!(
         wait_until(T, || rig.healthz() == (200, "ok\n".to_string())),
@@ -173,7 +173,7 @@ const FAMILIES: [(&str, &str); 24] = [
 fn metrics_parse_as_openmetrics_with_every_family() {
     use openmetrics_parser::{openmetrics::parse_openmetrics, OpenMetricsType, OpenMetricsValue};
     let rig = Rig::new();
-    let hub = Hub::connect(&rig.hub_broker.url(), "outpost/v1").unwrap();
+    let hub = Hub::start(&rig.hub_broker.url()).unwrap();
     let gw = Outpost::start_with(&rig.config(&rig.hub_broker.url())).unwrap();
     let d = Device::connect(&rig.devices.url(), "phone-cleo").unwrap();
     assert!(

@@ -1,12 +1,14 @@
 //! Link outages between gateway and hub (SPEC §5, §6; issue 2): whatever was accepted while the
 //! hub was unreachable arrives once the link is back — all of it, in order per class, exactly
-//! once after the hub's dedup rule, flagged `replay`, behind a fresh snapshot.
+//! once as the real hub stored it (its dedup is all that stands between republished batches and
+//! doubles). On the wire (a [`WireTap`]: the hub keeps neither) the waiting events are flagged
+//! `replay` and go out behind a fresh snapshot.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use outpost_system_tests::dedup::ArrivalKind;
-use outpost_system_tests::{wait_until, Device, GatewayConfig, Rig};
+use outpost_system_tests::{wait_until, Device, GatewayConfig, Rig, WireTap};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(20);
@@ -126,26 +128,42 @@ fn assert_all_arrived_once_in_order(rig: &Rig, p: &Published) {
     assert!(presence.iter().all(|e| e["state"] == "online"));
     assert!(hub.errors().is_empty(), "{:?}", hub.errors());
     println!(
-        "hub: {} batches, {} duplicates dropped by the dedup rule",
-        hub.batches().len(),
+        "hub: {} events found already stored and not stored again",
         hub.duplicates_dropped()
     );
 }
 
-/// `replay` of every stored location/status/message event whose `ts` lies in `range`.
-fn replay_flags(rig: &Rig, range: std::ops::Range<i64>) -> Vec<Value> {
-    let window: HashSet<String> = range.map(rfc3339).collect();
-    ["location", "status", "message"]
-        .iter()
-        .flat_map(|c| rig.hub.events_of(c))
-        .filter(|e| window.contains(e["ts"].as_str().unwrap()))
-        .map(|e| e["replay"].clone())
-        .collect()
+/// `replay` of every location/status/message event on the wire (first copy of each id) of the
+/// reports `range` (report `i` has `ts` = `BASE_TST + i`).
+/// Waits until the tap saw all of them (a location and a status per report, a message every
+/// tenth), so no flag is missed.
+fn replay_flags(tap: &WireTap, range: std::ops::Range<i64>) -> Vec<Value> {
+    let want = range
+        .clone()
+        .map(|i| if i % 10 == 0 { 3 } else { 2 })
+        .sum::<usize>();
+    let window: HashSet<String> = range.map(|i| rfc3339(BASE_TST + i)).collect();
+    let flags = || -> Vec<Value> {
+        ["location", "status", "message"]
+            .iter()
+            .flat_map(|c| tap.events_of(c))
+            .filter(|e| window.contains(e["ts"].as_str().unwrap()))
+            .map(|e| e["replay"].clone())
+            .collect()
+    };
+    assert!(
+        wait_until(T, || flags().len() >= want),
+        "the tap saw {} of {want} events ({} locations; errors {:?})",
+        flags().len(),
+        tap.events_of("location").len(),
+        tap.errors()
+    );
+    flags()
 }
 
-/// After every (re)connect the snapshot reached the hub before the first history batch.
-fn assert_snapshot_before_history_on_every_connect(rig: &Rig, min_connects: usize) {
-    let orders = rig.hub.connect_orders();
+/// After every (re)connect the snapshot reached the hub broker before the first history batch.
+fn assert_snapshot_before_history_on_every_connect(tap: &WireTap, min_connects: usize) {
+    let orders = tap.connect_orders();
     assert!(orders.len() >= min_connects, "connects seen: {orders:?}");
     for o in &orders {
         assert_ne!(
@@ -156,7 +174,7 @@ fn assert_snapshot_before_history_on_every_connect(rig: &Rig, min_connects: usiz
     }
     let last = orders.last().unwrap();
     assert_eq!(last.snapshot_first, Some(true), "{orders:?}");
-    let snap = rig.hub.snapshot().unwrap();
+    let snap = tap.snapshot().unwrap();
     for u in USERS {
         let dev = &snap["devices"][format!("crew-{u}")];
         assert!(
@@ -177,14 +195,22 @@ fn wait_uplink(rig: &Rig, state: &str) {
 #[test]
 fn events_accepted_while_the_hub_link_is_cut_arrive_once_in_order_after_it_returns() {
     let rig = Rig::with_proxy().unwrap();
+    let tap = rig.wire_tap().unwrap();
     let _gw = rig.start(&config(&rig)).unwrap();
     let dev = rig.device("crew-phones").unwrap();
     let mut p = Published::default();
 
-    p.publish(&dev, 0..12);
+    // "Live" means accepted after the uplink session took its replay mark: reports accepted
+    // while it connects (uplink state already `up`, snapshot not yet out) wait and are
+    // replays. Once the first reports are on the wire the session is draining, so every
+    // report after them goes out live.
+    wait_uplink(&rig, "up");
+    p.publish(&dev, 0..3);
+    assert!(tap.wait_for_events("location", 3, T));
+    p.publish(&dev, 3..12);
     assert!(rig.hub.wait_for_events("location", 12, T));
     assert!(
-        replay_flags(&rig, 0..12).iter().all(|r| r == false),
+        replay_flags(&tap, 3..12).iter().all(|r| r == false),
         "live events are not replays"
     );
 
@@ -204,12 +230,12 @@ fn events_accepted_while_the_hub_link_is_cut_arrive_once_in_order_after_it_retur
 
     rig.proxy().pass();
     assert_all_arrived_once_in_order(&rig, &p);
-    let flags = replay_flags(&rig, 12..200);
+    let flags = replay_flags(&tap, 12..200);
     assert!(
         flags.iter().all(|r| r == true),
         "events that waited must be replays: {flags:?}"
     );
-    assert_snapshot_before_history_on_every_connect(&rig, 2);
+    assert_snapshot_before_history_on_every_connect(&tap, 2);
     assert!(
         wait_until(T, || rig.outbox_len("location") == 0),
         "acked entries are trimmed"
@@ -218,7 +244,8 @@ fn events_accepted_while_the_hub_link_is_cut_arrive_once_in_order_after_it_retur
 
 #[test]
 fn events_accepted_while_the_hub_broker_is_down_arrive_once_in_order_after_it_restarts() {
-    let mut rig = Rig::new().unwrap();
+    let mut rig = Rig::with_proxy().unwrap();
+    let tap = rig.wire_tap().unwrap();
     let _gw = rig.start(&config(&rig)).unwrap();
     let dev = rig.device("crew-phones").unwrap();
     let mut p = Published::default();
@@ -226,21 +253,22 @@ fn events_accepted_while_the_hub_broker_is_down_arrive_once_in_order_after_it_re
     p.publish(&dev, 0..9);
     assert!(rig.hub.wait_for_events("location", 9, T));
 
-    rig.hub_broker.stop().unwrap();
+    rig.stop_hub_broker().unwrap();
     wait_uplink(&rig, "down");
     p.publish(&dev, 9..150);
     assert!(wait_until(T, || rig.accepted("location") == 150));
     std::thread::sleep(Duration::from_secs(1));
-    rig.hub_broker.start().unwrap();
+    rig.start_hub_broker().unwrap();
 
     assert_all_arrived_once_in_order(&rig, &p);
-    assert!(replay_flags(&rig, 9..150).iter().all(|r| r == true));
-    assert_snapshot_before_history_on_every_connect(&rig, 2);
+    assert!(replay_flags(&tap, 9..150).iter().all(|r| r == true));
+    assert_snapshot_before_history_on_every_connect(&tap, 2);
 }
 
 #[test]
 fn events_sent_into_a_half_open_hub_link_arrive_once_in_order_after_it_recovers() {
     let rig = Rig::with_proxy().unwrap();
+    let tap = rig.wire_tap().unwrap();
     let _gw = rig.start(&config(&rig)).unwrap();
     let dev = rig.device("crew-phones").unwrap();
     let mut p = Published::default();
@@ -261,15 +289,18 @@ fn events_sent_into_a_half_open_hub_link_arrive_once_in_order_after_it_recovers(
     // the hub, and its dedup rule must be all that is needed.
     rig.proxy().pass();
     assert_all_arrived_once_in_order(&rig, &p);
-    assert!(replay_flags(&rig, 40..160).iter().all(|r| r == true));
-    assert_snapshot_before_history_on_every_connect(&rig, 2);
+    assert!(replay_flags(&tap, 40..160).iter().all(|r| r == true));
+    assert_snapshot_before_history_on_every_connect(&tap, 2);
 }
 
 #[test]
 fn after_an_outage_the_backlog_drains_alert_message_presence_status_location_in_that_order() {
     let rig = Rig::with_proxy().unwrap();
     let cfg = config(&rig).mqtt("radio-json");
+    let tap = rig.wire_tap().unwrap();
     let _gw = rig.start(&cfg).unwrap();
+    // An outage of a link that was up (before its first connect the gateway records no state).
+    wait_uplink(&rig, "up");
     rig.proxy().cut();
     wait_uplink(&rig, "down");
 
@@ -289,7 +320,9 @@ fn after_an_outage_the_backlog_drains_alert_message_presence_status_location_in_
     rig.proxy().pass();
     assert!(rig.hub.wait_for_events("location", 41, T));
     assert!(rig.hub.wait_for_events("alert", 1, T));
-    let tl = rig.hub.timeline();
+    // The order is the wire's: batches as the gateway sent them after the reconnect.
+    assert!(tap.wait_for_events("location", 41, T));
+    let tl = tap.timeline();
     let reconnect = tl
         .iter()
         .rposition(|a| {
@@ -309,7 +342,9 @@ fn after_an_outage_the_backlog_drains_alert_message_presence_status_location_in_
         ["alert", "message", "presence", "status", "location"],
         "drain order after reconnect"
     );
-    let alert = &rig.hub.events_of("alert")[0];
-    assert_eq!(alert["reason"], "emergency");
-    assert_eq!(alert["dev"], "r9");
+    let alerts = rig.hub.alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["reason"], "emergency");
+    assert_eq!(alerts[0]["dev"], "r9");
+    assert_eq!(alerts[0]["gw"], outpost_system_tests::GW);
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use outpost_system_tests::{wait_until, DedupStore, Device, ProfileDir, Rig};
+use outpost_system_tests::{wait_until, Device, Hub, ProfileDir, Rig};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(20);
@@ -13,9 +13,8 @@ fn fix(tst: i64) -> String {
     json!({"_type": "location", "lat": 48.1, "lon": 11.5, "tst": tst}).to_string()
 }
 
-/// The presence states the hub stored for `dev`, in order. Takes the locked store: call it
-/// inside `hub.wait_for` closures, or through `&rig.hub.lock()`.
-fn presence_states(h: &DedupStore, dev: &str) -> Vec<String> {
+/// The presence states the hub stored for `dev`, in order.
+fn presence_states(h: &Hub, dev: &str) -> Vec<String> {
     h.events_of("presence")
         .iter()
         .filter(|e| e["dev"] == dev)
@@ -54,9 +53,12 @@ fn silent_device_goes_offline_after_its_presence_timeout_and_online_on_next_repo
     assert!(
         rig.hub.wait_for(|h| presence_states(h, dev).len() >= 2, T),
         "no offline after silence: {:?}",
-        presence_states(&rig.hub.lock(), dev)
+        presence_states(&rig.hub, dev)
     );
-    assert_eq!(presence_states(&rig.hub.lock(), dev), ["online", "offline"]);
+    assert_eq!(presence_states(&rig.hub, dev), ["online", "offline"]);
+    // The hub's live picture follows: the device is shown offline.
+    let shown = rig.hub.device(dev).expect("device at the hub");
+    assert_eq!(shown["presence"], "offline", "{shown}");
     let presence = rig.hub.events_of("presence");
     let (online, offline) = (&presence[0], &presence[1]);
     let loc = &rig.hub.events_of("location")[0];
@@ -82,7 +84,7 @@ fn silent_device_goes_offline_after_its_presence_timeout_and_online_on_next_repo
         .unwrap();
     assert!(rig.hub.wait_for(|h| presence_states(h, dev).len() >= 3, T));
     assert_eq!(
-        presence_states(&rig.hub.lock(), dev)[..3],
+        presence_states(&rig.hub, dev)[..3],
         ["online", "offline", "online"]
     );
     assert!(rig.hub.errors().is_empty(), "{:?}", rig.hub.errors());
@@ -104,7 +106,7 @@ fn a_device_that_keeps_reporting_stays_online() {
         std::thread::sleep(Duration::from_secs(1));
     }
     assert!(rig.hub.wait_for(|h| h.events_of("location").len() == 6, T));
-    assert_eq!(presence_states(&rig.hub.lock(), "ops-phone"), ["online"]);
+    assert_eq!(presence_states(&rig.hub, "ops-phone"), ["online"]);
 }
 
 #[test]
@@ -143,10 +145,10 @@ fn device_goes_offline_when_its_timeout_passed_while_the_gateway_was_down() {
     assert!(
         rig.hub.wait_for(|h| presence_states(h, dev).len() >= 2, T),
         "no offline after restart: {:?}\n{}",
-        presence_states(&rig.hub.lock(), dev),
+        presence_states(&rig.hub, dev),
         gw.log()
     );
-    assert_eq!(presence_states(&rig.hub.lock(), dev), ["online", "offline"]);
+    assert_eq!(presence_states(&rig.hub, dev), ["online", "offline"]);
     let offline = &rig.hub.events_of("presence")[1];
     assert_eq!(ms(&offline["ts"]), deadline, "offline as of the deadline");
     assert!(offline["last_seen"].is_string());
@@ -171,9 +173,9 @@ fn owntracks_last_will_takes_the_phone_offline_at_once_and_its_next_report_onlin
     assert!(
         rig.hub.wait_for(|h| presence_states(h, dev).len() >= 2, T),
         "{:?}",
-        presence_states(&rig.hub.lock(), dev)
+        presence_states(&rig.hub, dev)
     );
-    assert_eq!(presence_states(&rig.hub.lock(), dev), ["online", "offline"]);
+    assert_eq!(presence_states(&rig.hub, dev), ["online", "offline"]);
     let offline = rig.hub.events_of("presence")[1].clone();
     assert!(offline["last_seen"].is_string(), "{offline}");
 
@@ -182,7 +184,7 @@ fn owntracks_last_will_takes_the_phone_offline_at_once_and_its_next_report_onlin
         .unwrap();
     assert!(rig.hub.wait_for(|h| presence_states(h, dev).len() >= 3, T));
     assert_eq!(
-        presence_states(&rig.hub.lock(), dev),
+        presence_states(&rig.hub, dev),
         ["online", "offline", "online"]
     );
     assert_eq!(rig.hub.events_of("location").len(), 2);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use outpost_system_tests::{
-    hub_bin, wait_until, Device, GatewayConfig, HubApi, HubConfig, HubProc, Mosquitto, Outpost,
+    hub_sync, wait_until, Device, GatewayConfig, HubApi, HubConfig, HubProc, Mosquitto, Outpost,
     ProfileDir, RedisServer, TcpProxy,
 };
 use serde_json::Value;
@@ -217,22 +217,8 @@ fn assert_exactly_once(events: &BTreeMap<&str, Vec<Value>>, what: &str) {
 }
 
 fn sync(from: &Region, to: &Region) -> String {
-    let out = std::process::Command::new(hub_bin().unwrap())
-        .args([
-            "sync",
-            "--from",
-            &format!("{}#hub", from.redis.url()),
-            "--to",
-            &format!("{}#hub", to.redis.url()),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    let url = |r: &Region| format!("{}#hub", r.redis.url());
+    hub_sync(&url(from), &url(to))
 }
 
 /// Every class of A and B identical and as many as the gateway accepted.

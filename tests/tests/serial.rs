@@ -62,7 +62,7 @@ struct World {
 fn world() -> World {
     let redis = RedisServer::new().unwrap();
     let hub_broker = Mosquitto::new().unwrap();
-    let hub = Hub::connect(&hub_broker.url(), "outpost/v1").unwrap();
+    let hub = Hub::start(&hub_broker.url()).unwrap();
     World {
         redis_url: redis.url(),
         hub_url: hub_broker.url(),

@@ -110,7 +110,13 @@ pub fn apply(rig: &mut Soak, fault: Fault, rng: &mut Rng, pubs: &[Publisher]) ->
             let quiet = hub_has_everything(rig);
             let r = rig.hub_broker.kill9();
             std::thread::sleep(rng.millis(500, 3000));
-            let r = r.and_then(|()| rig.hub_broker.start());
+            // The gateway stays off the restarted broker until the hub subscribed again:
+            // mosquitto does not restore the hub's shared subscription (`Hub::wait_subscribed`).
+            rig.proxy.cut();
+            let r = r
+                .and_then(|()| rig.hub_broker.start())
+                .and_then(|()| rig.hub.wait_subscribed(Duration::from_secs(30)));
+            rig.proxy.pass();
             join(quiet, r)
         }),
         Fault::CutLink => {

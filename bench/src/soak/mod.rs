@@ -7,7 +7,7 @@
 //! the hub's dedup, a fix out of order).
 //!
 //! The rig is the system-test harness's: private `redis-server` (AOF, `appendfsync always`),
-//! two `mosquitto`, the proxy, the hub receiver with the SPEC §5 dedup, and the tracked feeds
+//! two `mosquitto`, the proxy, the real `outpost-hub` with its own Redis (read through its API), and the tracked feeds
 //! and end checks of the fault tests (`outpost_system_tests::{feed, tally}`).
 //!
 //! Broker kills happen at a quiet point: Mosquitto's own persistence is periodic (autosave
@@ -66,7 +66,7 @@ impl Soak {
         let redis = RedisServer::new()?;
         let devices = Mosquitto::new()?;
         let hub_broker = Mosquitto::new()?;
-        let hub = Hub::connect(&hub_broker.url(), PREFIX)?;
+        let hub = Hub::start(&hub_broker.url())?;
         let proxy = TcpProxy::start(hub_broker.addr())?;
         let cfg = GatewayConfig::new(GW, &redis.url(), &devices.url(), &proxy.mqtt_url())
             .topic_prefix(PREFIX)
@@ -97,7 +97,7 @@ impl Soak {
 
     /// Location events the hub stored (each once).
     pub fn delivered(&self) -> u64 {
-        self.hub.lock().events_of("location").len() as u64
+        self.hub.events_for(GW, "location").len() as u64
     }
 }
 
@@ -149,15 +149,13 @@ pub fn run(s: Settings) -> anyhow::Result<bool> {
     rig.proxy.set_delay(Duration::ZERO);
     let acked: usize = feeds.iter().map(|f| f.acked.len()).sum();
     let all_in = outpost_system_tests::wait_until(Duration::from_secs(180), || {
-        let h = rig.hub.lock();
-        feeds
-            .iter()
-            .all(|f| f.missing(h.events_of("location")) == 0)
+        let events = rig.hub.events_for(GW, "location");
+        feeds.iter().all(|f| f.missing(&events) == 0)
     });
     std::thread::sleep(Duration::from_secs(1));
     watch.sample(&rig, acked as u64);
     let refs: Vec<&Feed> = feeds.iter().collect();
-    let (tally, problems) = check(&rig.hub, &refs);
+    let (tally, problems) = check(&rig.hub, GW, &refs);
     watch.report(&rig, acked as u64);
     println!("{}", watch.markdown(&tally, &s, t0.elapsed()));
     for p in &problems {
@@ -189,7 +187,7 @@ fn warm_up(rig: &Soak) -> anyhow::Result<()> {
     let ok = outpost_system_tests::wait_until(Duration::from_secs(60), || {
         probe.publish(1);
         outpost_system_tests::wait_until(Duration::from_millis(500), || {
-            !rig.hub.lock().events_of_dev("probe-d0").is_empty()
+            rig.hub.device("probe-d0").is_some()
         })
     });
     anyhow::ensure!(

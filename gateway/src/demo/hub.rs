@@ -111,20 +111,21 @@ impl Hub {
             .unwrap_or(Value::Null)
     }
 
-    /// Events of (`gw`, `class`) stored at the hub (paging through `/api/v1/events`).
+    /// Events of (`gw`, `class`) stored at the hub, in id order (every page of
+    /// `/api/v1/events`; empty when the hub does not answer: the demo only shows them).
+    pub fn events(&self, gw: &str, class: &str) -> Vec<Value> {
+        let get = |path: &str| -> anyhow::Result<Value> {
+            let (status, text) = self.get_text(path)?;
+            anyhow::ensure!(status == 200, "GET {path}: {status} {text}");
+            Ok(serde_json::from_str(&text)?)
+        };
+        let page = outpost_proto::api::EVENTS_PAGE_MAX;
+        outpost_proto::api::all_events(gw, class, page, get).unwrap_or_default()
+    }
+
+    /// How many events of (`gw`, `class`) the hub stored.
     pub fn count(&self, gw: &str, class: &str) -> u64 {
-        let (mut n, mut after) = (0, "0-0".to_string());
-        loop {
-            let v = self.get(&format!(
-                "/api/v1/events?gw={gw}&class={class}&after={after}&limit=10000"
-            ));
-            let k = v["events"].as_array().map_or(0, Vec::len) as u64;
-            if k == 0 {
-                return n;
-            }
-            n += k;
-            after = v["next"].as_str().unwrap_or("0-0").to_string();
-        }
+        self.events(gw, class).len() as u64
     }
 
     /// A counter summed over its labels from `/metrics` (e.g. `outpost_hub_duplicates_total`).
@@ -156,9 +157,8 @@ impl Hub {
     /// Receipt states per message (`msg_id to dev` → states in id order) from the stored
     /// `receipt` events of `gw`.
     pub fn receipts(&self, gw: &str) -> Vec<(String, Vec<String>)> {
-        let v = self.get(&format!("/api/v1/events?gw={gw}&class=receipt&limit=10000"));
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        for e in v["events"].as_array().into_iter().flatten() {
+        for e in &self.events(gw, "receipt") {
             let key = format!(
                 "{} to {}",
                 e["msg_id"].as_str().unwrap_or("?"),

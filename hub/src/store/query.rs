@@ -254,7 +254,7 @@ impl Store {
         Ok(out.into_iter().map(|(_, e)| e).collect())
     }
 
-    /// Each gateway's liveness and last batch time.
+    /// Each gateway's liveness, last batch time and events stored per class.
     pub async fn gateways(&self) -> Result<Vec<Value>, StoreError> {
         let ids = self.gateway_ids().await?;
         let metas = try_join_all(ids.iter().map(|g| self.hgetall(self.keys.gw_meta(g)))).await?;
@@ -263,12 +263,22 @@ impl Store {
             .zip(metas)
             .map(|(gw, m)| {
                 let s = |k: &str| m.get(k).filter(|v| !v.is_empty()).cloned().map(Value::String).unwrap_or(Value::Null);
+                // Events stored per class over the gateway's life (the history script's count):
+                // lets a reader tell whether the history it paged is complete.
+                let stored: Map<String, Value> = Class::ALL
+                    .iter()
+                    .filter_map(|c| {
+                        let n: u64 = m.get(&format!("stored:{}", c.as_str()))?.parse().ok()?;
+                        Some((c.as_str().to_string(), n.into()))
+                    })
+                    .collect();
                 json!({
                     "gw": gw,
                     "state": s("state"),
                     "since": s("since"),
                     "version": s("version"),
                     "last_batch": m.get("last_batch").and_then(|v| v.parse().ok()).map(rfc3339_ms).unwrap_or(Value::Null),
+                    "stored": stored,
                 })
             })
             .collect())

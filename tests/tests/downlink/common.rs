@@ -32,8 +32,7 @@ pub fn down(rig: &Rig, msg_id: &str, to: &str, text: &str, ttl_s: i64) {
 }
 
 pub fn down_raw(rig: &Rig, payload: &[u8]) {
-    rig.hub
-        .publish(&format!("outpost/v1/{GW}/down"), payload, false)
+    rig.publish_on_hub_broker(&format!("outpost/v1/{GW}/down"), payload)
         .unwrap();
 }
 

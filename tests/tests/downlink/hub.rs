@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use outpost_system_tests::{wait_until, HubConfig, HubProc, ProfileDir, RedisServer, Rig, Sniffer};
+use outpost_system_tests::{wait_until, ProfileDir, Rig, Sniffer};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(30);
@@ -30,15 +30,9 @@ fn history(m: &Value) -> Vec<String> {
 
 #[test]
 fn posted_message_reaches_the_radio_and_its_receipts_the_hub_api() {
+    // The rig's hub is the real `outpost-hub` with its own Redis.
     let rig = Rig::new().unwrap();
-    let hub_redis = RedisServer::new().unwrap();
-    let hub = HubProc::start(&HubConfig::new(
-        "h1",
-        &rig.hub_broker.url(),
-        vec![hub_redis.url()],
-    ))
-    .unwrap();
-    hub.wait_healthy(T).unwrap();
+    let hub = &rig.hub;
     let api = hub.api();
     let dir = ProfileDir::copy().unwrap();
     let cfg = rig.config().profiles(dir.path()).mqtt("meshtastic");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use outpost_system_tests::{wait_until, Device};
 use serde_json::{json, Value};
 
-use crate::common::{check, secs, Rig, RigOpts, Rng, CLASSES};
+use crate::common::{check, secs, Rig, RigOpts, Rng, CLASSES, GW};
 use crate::drive::{dist_to_track, drive, Fix};
 
 const BUDGET: u64 = 1000;
@@ -150,19 +150,24 @@ fn outbox_thinning_keeps_each_track_within_25m_and_the_outbox_near_budget() {
     // The hub comes back; what was kept drains.
     rig.uplink().pass();
     let drained = wait_until(Duration::from_secs(40), || rig.outbox_total() == 0);
-    sleep(Duration::from_millis(500));
-    let (_, problems) = check(&rig.hub, &[]);
-    let h = rig.hub.lock();
-    let locs = h.events_of("location").to_vec();
-    let ours = |e: &&Value, p: &str| e["dev"].as_str().is_some_and(|d| d.starts_with(p));
-    let delivered_loc = locs.iter().filter(|e| ours(e, "drive-")).count() as u64;
-    let delivered_status = h
-        .events_of("status")
-        .iter()
-        .filter(|e| ours(e, "r"))
-        .count() as u64;
-    let dups = h.duplicates_dropped();
-    drop(h);
+    // Drained means the hub broker has everything; wait until the hub stored it all, i.e. every
+    // accepted event is stored or counted as dropped (what the assertion below checks).
+    let dropped: u64 = drops.values().sum();
+    let ours = |e: &Value, p: &str| e["dev"].as_str().is_some_and(|d| d.starts_with(p));
+    let delivered = || {
+        let locs = rig.hub.events_for(GW, "location");
+        let statuses = rig.hub.events_for(GW, "status");
+        let n_l = locs.iter().filter(|e| ours(e, "drive-")).count() as u64;
+        let n_s = statuses.iter().filter(|e| ours(e, "r")).count() as u64;
+        (locs, n_l, n_s)
+    };
+    wait_until(Duration::from_secs(20), || {
+        let (_, l, s) = delivered();
+        l + s + dropped >= n_loc + n_status
+    });
+    let (_, problems) = check(&rig.hub, GW, &[]);
+    let (locs, delivered_loc, delivered_status) = delivered();
+    let dups = rig.hub.duplicates_dropped();
 
     // Track: every original fix within 25 m of the delivered (thinned) track.
     let (mut worst, mut kept) = (0.0_f64, Vec::new());
@@ -177,7 +182,6 @@ fn outbox_thinning_keeps_each_track_within_25m_and_the_outbox_near_budget() {
         }
     }
     // Every accepted event is delivered or counted as a drop.
-    let dropped: u64 = drops.values().sum();
     let lost = (n_loc + n_status).saturating_sub(delivered_loc + delivered_status + dropped);
     eprintln!(
         "TALLY outbox_thinning: sent={sent} acknowledged_by_device_broker={sent} delivered={} duplicates_dropped_at_hub={dups} lost={lost} \
@@ -259,19 +263,16 @@ fn alerts_and_messages_are_never_dropped_when_their_share_is_full() {
     // The hub comes back: room frees, refused messages flow again.
     rig.uplink().pass();
     let all_in = wait_until(Duration::from_secs(30), || {
-        let h = rig.hub.lock();
-        h.events_of("message").len() as u64 >= MESSAGES && h.events_of("alert").len() >= 2
+        rig.hub.events_for(GW, "message").len() as u64 >= MESSAGES
+            && rig.hub.events_for(GW, "alert").len() >= 2
     });
     let drained = wait_until(Duration::from_secs(10), || rig.outbox_total() == 0);
-    sleep(Duration::from_millis(500));
-    let (_, problems) = check(&rig.hub, &[]);
-    let h = rig.hub.lock();
+    let (_, problems) = check(&rig.hub, GW, &[]);
     let (messages, alerts) = (
-        h.events_of("message").to_vec(),
-        h.events_of("alert").to_vec(),
+        rig.hub.events_for(GW, "message"),
+        rig.hub.events_for(GW, "alert"),
     );
-    let dups = h.duplicates_dropped();
-    drop(h);
+    let dups = rig.hub.duplicates_dropped();
 
     // Every message exactly once, in order per sender.
     let mut seen = BTreeMap::new();

@@ -1,17 +1,17 @@
-//! What every fault test shares: the rig (Redis, both brokers, hub, optional proxies, the
-//! `outpost` daemon), a seeded RNG, and the rig's end: wait until everything acknowledged
+//! What every fault test shares: the rig (Redis, both brokers, the real hub with its own Redis,
+//! optional proxies, the `outpost` daemon), a seeded RNG, and the rig's end: wait until everything acknowledged
 //! arrived, then run the checks (`checks.rs`) on the tracked feeds (`feed.rs`).
 
 use std::time::{Duration, Instant};
 
 use outpost_system_tests::{
     parse_event_id, wait_until, EventId, GatewayConfig, Hub, Mosquitto, Outpost, RedisServer,
-    TcpProxy,
+    TcpProxy, WireTap,
 };
 use serde_json::{json, Value};
 
 pub use outpost_system_tests::feed::{Feed, Publisher};
-pub use outpost_system_tests::tally::{check, republished_events, Tally};
+pub use outpost_system_tests::tally::{check, Tally};
 
 /// Gateway id of every fault test.
 pub const GW: &str = "veh-fault";
@@ -68,13 +68,17 @@ pub struct RigOpts {
     pub uplink_proxy: bool,
     /// Outpost → device broker through a [`TcpProxy`].
     pub devices_proxy: bool,
+    /// A [`WireTap`] on the hub broker too, for a test that asserts on raw batches.
+    pub wire_tap: bool,
 }
 
 /// One gateway under test and everything around it. Outpost is the first field, so it is
 /// killed first on drop.
 pub struct Rig {
     pub outpost: Outpost,
+    /// The real hub (`outpost-hub` and its Redis): what it stored is what was delivered.
     pub hub: Hub,
+    pub tap: Option<WireTap>,
     pub uplink_proxy: Option<TcpProxy>,
     pub devices_proxy: Option<TcpProxy>,
     pub redis: RedisServer,
@@ -83,13 +87,16 @@ pub struct Rig {
 }
 
 impl Rig {
-    /// Starts Redis, both brokers, the hub receiver (subscribed before Outpost starts) and
+    /// Starts Redis, both brokers, the hub (subscribed before Outpost starts) and
     /// Outpost with the `owntracks` source; `tweak` adjusts the config.
     pub fn start(opts: RigOpts, tweak: impl FnOnce(GatewayConfig) -> GatewayConfig) -> Rig {
         let redis = RedisServer::new().expect("redis");
         let devices = Mosquitto::new().expect("device broker");
         let hub_broker = Mosquitto::new().expect("hub broker");
-        let hub = Hub::connect(&hub_broker.url(), PREFIX).expect("hub receiver");
+        let hub = Hub::start(&hub_broker.url()).expect("hub");
+        let tap = opts
+            .wire_tap
+            .then(|| WireTap::connect(&hub_broker.url(), PREFIX).expect("wire tap"));
         let proxy = |on: bool, target| on.then(|| TcpProxy::start(target).expect("proxy"));
         let uplink_proxy = proxy(opts.uplink_proxy, hub_broker.addr());
         let devices_proxy = proxy(opts.devices_proxy, devices.addr());
@@ -108,12 +115,37 @@ impl Rig {
         Rig {
             outpost,
             hub,
+            tap,
             uplink_proxy,
             devices_proxy,
             redis,
             devices,
             hub_broker,
         }
+    }
+
+    /// The wire tap (panics if the rig has none).
+    pub fn tap(&self) -> &WireTap {
+        self.tap.as_ref().expect("rig without wire tap")
+    }
+
+    /// Stops the hub broker (gracefully) and waits until the hub noticed.
+    pub fn stop_hub_broker(&mut self) {
+        self.hub_broker.stop().expect("stop hub broker");
+        self.hub
+            .wait_broker_down(Duration::from_secs(20))
+            .expect("hub");
+    }
+
+    /// Starts the hub broker again, the uplink cut at the proxy until the hub subscribed again
+    /// (mosquitto does not restore its shared subscription: `Hub::wait_subscribed`).
+    pub fn start_hub_broker(&mut self) {
+        self.uplink().cut();
+        self.hub_broker.start().expect("start hub broker");
+        self.hub
+            .wait_subscribed(Duration::from_secs(30))
+            .expect("hub");
+        self.uplink().pass();
     }
 
     /// The uplink proxy (panics if the rig has none).
@@ -131,7 +163,7 @@ impl Rig {
         let ok = wait_until(Duration::from_secs(30), || {
             probe.publish(1);
             wait_until(Duration::from_millis(300), || {
-                !self.hub.lock().events_of_dev("probe-d0").is_empty()
+                self.hub.device("probe-d0").is_some()
             })
         });
         assert!(
@@ -213,22 +245,23 @@ impl Rig {
     /// empty (nothing more can arrive), then checks and prints the tally.
     pub fn finish(&self, test: &str, feeds: &[&Feed], timeout: Duration) -> Tally {
         let delivered_all = wait_until(timeout, || {
-            let h = self.hub.lock();
-            feeds
-                .iter()
-                .all(|f| f.missing(h.events_of("location")) == 0)
+            let events = self.hub.events_for(GW, "location");
+            feeds.iter().all(|f| f.missing(&events) == 0)
         });
         let drained = wait_until(Duration::from_secs(30), || self.outbox_total() == 0);
         std::thread::sleep(Duration::from_millis(500));
-        let (tally, problems) = check(&self.hub, feeds);
+        let (tally, problems) = check(&self.hub, GW, feeds);
         tally.print(test);
         if !(delivered_all && drained && problems.is_empty()) {
             let log = self.outpost.log();
             let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            let hub_log = self.hub.log();
+            let hub_tail: Vec<&str> = hub_log.lines().rev().take(20).collect();
             panic!(
-                "{test}: delivered_all={delivered_all} outbox_drained={drained}\n{}\n--- outpost log tail ---\n{}",
+                "{test}: delivered_all={delivered_all} outbox_drained={drained}\n{}\n--- outpost log tail ---\n{}\n--- hub log tail ---\n{}",
                 problems.join("\n"),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+                hub_tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             );
         }
         tally

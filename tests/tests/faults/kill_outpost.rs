@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use outpost_system_tests::wait_until;
 
-use crate::common::{secs, Feed, Publisher, Rig, RigOpts, Rng};
+use crate::common::{secs, Feed, Publisher, Rig, RigOpts, Rng, GW};
 
 /// Kills in each phase (issue 3 asks for at least 20 in one run).
 const KILLS_PER_PHASE: usize = 12;
@@ -49,7 +49,7 @@ fn acked_events_survive_gateway_kill9_during_ingest_and_drain() {
         );
         sleep(rng.millis(50, 400));
         backlog.push(rig.outbox_len("location"));
-        at_hub.push(rig.hub.lock().events_of("location").len());
+        at_hub.push(rig.hub.events_for(GW, "location").len());
         rig.outpost.kill9().unwrap();
         rig.outpost.restart().unwrap();
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use outpost_system_tests::wait_until;
 
-use crate::common::{secs, Feed, Publisher, Rig, RigOpts, Rng, CLASSES};
+use crate::common::{secs, Feed, Publisher, Rig, RigOpts, Rng, CLASSES, GW};
 
 /// Kills Redis, waits `down`, restarts it; checks no stream's last id went back.
 fn kill_and_restart(rig: &mut Rig, down: Duration) {
@@ -48,11 +48,15 @@ fn acked_events_survive_redis_kill9_and_ids_keep_rising() {
     for _ in 0..2 {
         rig.uplink().cut();
         sleep(Duration::from_millis(2500));
-        let seen = rig.hub.batches().len();
+        let seen = rig.hub.events_for(GW, "location").len();
         rig.uplink().set_delay(Duration::from_millis(50));
         rig.uplink().pass();
         assert!(
-            wait_until(Duration::from_secs(20), || rig.hub.batches().len() > seen),
+            wait_until(Duration::from_secs(20), || rig
+                .hub
+                .events_for(GW, "location")
+                .len()
+                > seen),
             "drain did not start"
         );
         sleep(rng.millis(100, 500));

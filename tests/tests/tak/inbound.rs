@@ -56,7 +56,7 @@ fn a_tak_users_pli_911_and_chat_reach_the_hub_and_echoes_do_not() {
         .unwrap();
     assert!(
         rig.hub
-            .wait_for(|h| !of_dev(h.events_of("location"), DEV).is_empty(), T),
+            .wait_for(|h| !of_dev(&h.events_of("location"), DEV).is_empty(), T),
         "no location of {DEV} at the hub; gateway log:\n{}",
         gw.log()
     );
@@ -71,7 +71,7 @@ fn a_tak_users_pli_911_and_chat_reach_the_hub_and_echoes_do_not() {
     );
     assert!(rig
         .hub
-        .wait_for(|h| !of_dev(h.events_of("status"), DEV).is_empty(), T));
+        .wait_for(|h| !of_dev(&h.events_of("status"), DEV).is_empty(), T));
     let st = &of_dev(&rig.hub.events_of("status"), DEV)[0];
     assert_eq!(st["battery"].as_f64(), Some(88.0));
     assert_eq!(st["extra"]["callsign"], NASTY_NAME);
@@ -86,7 +86,7 @@ fn a_tak_users_pli_911_and_chat_reach_the_hub_and_echoes_do_not() {
         .unwrap();
     assert!(rig
         .hub
-        .wait_for(|h| !of_dev(h.events_of("alert"), DEV).is_empty(), T));
+        .wait_for(|h| !of_dev(&h.events_of("alert"), DEV).is_empty(), T));
     let alert = &of_dev(&rig.hub.events_of("alert"), DEV)[0];
     assert_eq!(alert["reason"], "emergency");
     assert_eq!(
@@ -97,7 +97,7 @@ fn a_tak_users_pli_911_and_chat_reach_the_hub_and_echoes_do_not() {
     user.send(&atak_emergency(USER, "VIPER", "b-a-o-can", 42.5, -71.25))
         .unwrap();
     assert!(rig.hub.wait_for(
-        |h| of_dev(h.events_of("status"), DEV)
+        |h| of_dev(&h.events_of("status"), DEV)
             .iter()
             .any(|s| s["extra"]["note"] == "emergency cancelled by VIPER"),
         T
@@ -126,7 +126,7 @@ fn a_tak_users_pli_911_and_chat_reach_the_hub_and_echoes_do_not() {
         .unwrap();
     assert!(
         rig.hub
-            .wait_for(|h| of_dev(h.events_of("message"), DEV).len() >= 2, T),
+            .wait_for(|h| of_dev(&h.events_of("message"), DEV).len() >= 2, T),
         "messages: {:?}\n{}",
         rig.hub.events_of("message"),
         gw.log()
@@ -162,21 +162,21 @@ fn a_tak_users_pli_911_and_chat_reach_the_hub_and_echoes_do_not() {
     user.send(&atak_pli(USER, NASTY_NAME, 42.75, -71.25))
         .unwrap();
     assert!(rig.hub.wait_for(
-        |h| of_dev(h.events_of("location"), DEV)
+        |h| of_dev(&h.events_of("location"), DEV)
             .iter()
             .any(|l| l["lat"].as_f64() == Some(42.75)),
         T
     ));
-    let h = rig.hub.lock();
+    let h = &rig.hub;
     assert_eq!(
-        of_dev(h.events_of("alert"), DEV).len(),
+        of_dev(&h.events_of("alert"), DEV).len(),
         1,
         "a replayed 911 is stored once"
     );
-    assert!(of_dev(h.events_of("message"), DEV)
+    assert!(of_dev(&h.events_of("message"), DEV)
         .iter()
         .all(|m| m["msg_id"] != "m-x"));
-    let n_all = of_dev(h.events_of("message"), DEV)
+    let n_all = of_dev(&h.events_of("message"), DEV)
         .iter()
         .filter(|m| m["msg_id"] == "m-all")
         .count();

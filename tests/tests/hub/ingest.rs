@@ -1,0 +1,193 @@
+//! Ingest and dedup: reordered, duplicated and republished batches stored exactly once in id
+//! order; two receivers on a Redis Cluster through a receiver kill and a broker restart.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use outpost_system_tests::{wait_until, HubConfig, HubProc, RedisCluster, RedisServer};
+
+use crate::{batch, ids, loc, up, Bench, T};
+
+#[test]
+fn reordered_and_duplicated_batches_are_stored_exactly_once_in_id_order() {
+    let b = Bench::new();
+    let ts = "2026-11-30T10:00:00.000Z";
+    let e = |ms| loc(ms, "r7", 52.5, 13.4, ts);
+    // What two receivers on one share group and a republishing gateway can produce: a later
+    // batch first, then the earlier one, the later one again (after a reconnect), an
+    // overlapping one, and a late batch entirely below ids already stored.
+    let sequence = [
+        vec![e(30), e(40)],
+        vec![e(10), e(20)],
+        vec![e(30), e(40)],
+        vec![e(40), e(50)],
+        vec![e(5)],
+        vec![e(10), e(20), e(30), e(40), e(50)],
+    ];
+    for evs in &sequence {
+        b.gw.publish_qos1(&up("veh-1", "location"), batch("veh-1", "location", evs))
+            .unwrap();
+    }
+    let api = b.api();
+    let want = ["5-0", "10-0", "20-0", "30-0", "40-0", "50-0"];
+    let got = || api.all_events("veh-1", "location", 2).unwrap();
+    assert!(
+        wait_until(T, || ids(&got()).len() >= want.len()),
+        "{:?}",
+        got()
+    );
+    // Everything is in: one more batch behind it shows the hub is done with the sequence.
+    b.gw.publish_qos1(
+        &up("veh-1", "location"),
+        batch("veh-1", "location", &[e(60)]),
+    )
+    .unwrap();
+    assert!(wait_until(T, || ids(&got()).len() == want.len() + 1));
+    let events = got();
+    assert_eq!(ids(&events)[..6], want, "each id once, in id order");
+    assert!(
+        events.iter().all(|e| e.get("replay").is_none()),
+        "replay is not part of the stored event"
+    );
+    assert_eq!(events[0]["lat"], 52.5);
+    // `/gateways` counts what was stored, duplicates not included.
+    let gateways = api.gateways().unwrap();
+    assert_eq!(gateways[0]["stored"]["location"], 7, "{gateways:?}");
+    // SIGTERM: stop taking batches, finish writes, exit 0.
+    let mut b = b;
+    assert!(b.hub.terminate().unwrap().success(), "{}", b.hub.log());
+}
+
+/// The gateway's own count of accepted events of `class` (`<prefix>:stats`).
+fn accepted(redis: &RedisServer, prefix: &str, class: &str) -> u64 {
+    let mut c = redis.conn().unwrap();
+    let v: Option<u64> = redis::cmd("HGET")
+        .arg(format!("{prefix}:stats"))
+        .arg(format!("accepted:{class}"))
+        .query(&mut c)
+        .unwrap();
+    v.unwrap_or(0)
+}
+
+fn owntracks(tst: u64, i: u64) -> String {
+    let lat = 51.0 + (i % 1000) as f64 * 1e-4;
+    format!(
+        r#"{{"_type":"location","tid":"AP","lat":{lat},"lon":13.6,"tst":{tst},"acc":10,"batt":{}}}"#,
+        50 + i % 40
+    )
+}
+
+#[test]
+fn two_receivers_on_a_cluster_store_every_event_once_through_receiver_kill_and_broker_restart() {
+    let cluster = RedisCluster::new().unwrap();
+    let mut rig = outpost_system_tests::Rig::new().unwrap();
+    // A share group of their own: the rig's hub (another group) gets its own copy of the
+    // stream and does not take batches from these two.
+    let hub_cfg = |id: &str| HubConfig {
+        share_group: "cluster-hub".into(),
+        ..HubConfig::new(id, &rig.hub_broker.url(), cluster.urls())
+    };
+    let mut h1 = HubProc::start(&hub_cfg("h1")).unwrap();
+    let mut h2 = HubProc::start(&hub_cfg("h2")).unwrap();
+    // Two gateways hearing the same phones (as vehicles parked side by side do), inflight 8.
+    let gw1 = rig
+        .start(&rig.config().mqtt("owntracks").inflight(8))
+        .unwrap();
+    let mut cfg2 = rig
+        .config()
+        .mqtt("owntracks")
+        .inflight(8)
+        .redis_prefix("gw2")
+        .devices_client_id("outpost-veh-0043");
+    cfg2.id = "veh-0043".into();
+    let gw2 = rig.start(&cfg2).unwrap();
+    let phone = rig.device("phones").unwrap();
+    let started = std::time::Instant::now();
+    let mut sent = 0u64;
+    let mut send = |n: u64| {
+        let msgs: Vec<(String, String)> = (0..n)
+            .map(|k| {
+                let i = sent + k;
+                (
+                    format!("owntracks/u{}/phone", i % 5),
+                    owntracks(1_700_000_000 + i, i),
+                )
+            })
+            .collect();
+        sent += n;
+        phone.publish_many_qos1(msgs).unwrap();
+    };
+    send(600);
+    h1.kill9().unwrap();
+    send(600);
+    h1.restart().unwrap();
+    send(300);
+    // The hub broker restarts (persistence on: sessions and queued batches survive).
+    rig.hub_broker.stop().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    rig.hub_broker.start().unwrap();
+    send(600);
+    h2.kill9().unwrap();
+    send(300);
+    h2.restart().unwrap();
+    send(600);
+
+    eprintln!("published {sent} fixes in {:?}", started.elapsed());
+    let api = h1.api();
+    for (gw, prefix, redis) in [
+        ("veh-0042", "outpost", &rig.redis),
+        ("veh-0043", "gw2", &rig.redis),
+    ] {
+        for class in ["presence", "status", "location"] {
+            let want = || accepted(redis, prefix, class);
+            // Polled slowly: each look reads thousands of events through the API.
+            let ok = (0..240).any(|_| {
+                let a = want();
+                let done = a > 0
+                    && api
+                        .all_events(gw, class, 10_000)
+                        .map(|e| e.len() as u64)
+                        .unwrap_or(0)
+                        >= a;
+                if !done {
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                done
+            });
+            eprintln!("{gw} {class}: settled after {:?}", started.elapsed());
+            let events = api.all_events(gw, class, 10_000).unwrap();
+            assert!(
+                ok,
+                "{gw} {class}: hub has {} of {} accepted",
+                events.len(),
+                want()
+            );
+            let got = ids(&events);
+            let unique: HashSet<&String> = got.iter().collect();
+            assert_eq!(unique.len(), got.len(), "{gw} {class}: an id stored twice");
+            assert_eq!(got.len() as u64, want(), "{gw} {class}: hub = accepted");
+            let parsed: Vec<(u64, u64)> = got
+                .iter()
+                .map(|i| {
+                    let (a, b) = i.split_once('-').unwrap();
+                    (a.parse().unwrap(), b.parse().unwrap())
+                })
+                .collect();
+            assert!(
+                parsed.windows(2).all(|w| w[0] < w[1]),
+                "{gw} {class}: not in id order"
+            );
+        }
+        let locs = api.all_events(gw, "location", 10_000).unwrap();
+        let tsts: HashSet<String> = locs
+            .iter()
+            .map(|e| e["ts"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            tsts.len() as u64,
+            sent,
+            "{gw}: every phone fix at the hub once"
+        );
+    }
+    drop((gw1, gw2));
+}
