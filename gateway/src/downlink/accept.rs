@@ -14,11 +14,15 @@ use std::sync::Arc;
 /// Profiles by name, as devices record them.
 pub type Profiles = HashMap<String, Arc<Profile>>;
 
-/// Every profile the settings use.
+/// Every profile the settings use (TAK users' `tak` profile too).
 pub fn profiles(s: &Settings) -> Profiles {
     let mqtt = s.mqtt.iter().map(|m| m.profile.clone());
     let serial = s.serial.iter().map(|d| d.profile.clone());
-    mqtt.chain(serial).map(|p| (p.name.clone(), p)).collect()
+    let tak = s.tak_profile.iter().cloned();
+    mqtt.chain(serial)
+        .chain(tak)
+        .map(|p| (p.name.clone(), p))
+        .collect()
 }
 
 /// What became of one down payload.
@@ -124,7 +128,7 @@ async fn target(store: &Store, profiles: &Profiles, m: &DownMessage) -> Result<T
             Kind::Locate => "no_locate_downlink",
         });
     }
-    if kind == DownlinkKind::Meshtastic && m.text.len() > MESHTASTIC_MAX_BYTES {
+    if kind.meshtastic_limit() && m.text.len() > MESHTASTIC_MAX_BYTES {
         return fail("too_long");
     }
     Ok(Target::Queue(m.to.clone()))
