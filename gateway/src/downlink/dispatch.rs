@@ -36,6 +36,9 @@ pub struct Dispatcher {
     /// patience): a transport that never reports (a lost connection, a bug) must not hold the
     /// device's queue forever.
     submitted: HashMap<(String, String), Instant>,
+    /// Receipts written so far, as last seen: more means some were written by another process
+    /// (`outpost send`), which cannot wake the uplink itself.
+    receipts_seen: Option<u64>,
     gate: LogGate,
 }
 
@@ -53,6 +56,7 @@ impl Dispatcher {
             reports,
             unrecorded: VecDeque::new(),
             submitted: HashMap::new(),
+            receipts_seen: None,
             gate: LogGate::default(),
         }
     }
@@ -74,7 +78,8 @@ impl Dispatcher {
                 }
                 self.record_reports().await?;
                 self.expire().await?;
-                self.dispatch().await
+                self.dispatch().await?;
+                self.wake_for_receipts().await
             }
             .await;
             if let Err(e) = result {
@@ -83,6 +88,16 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// Wakes the uplink when receipts were written since the last look (one `HGET` a turn).
+    async fn wake_for_receipts(&mut self) -> Result<(), StoreError> {
+        let n = self.ctx.store.receipts_written().await?;
+        if self.receipts_seen.is_some_and(|seen| n > seen) {
+            self.ctx.outbox.notify_one();
+        }
+        self.receipts_seen = Some(n);
+        Ok(())
     }
 
     /// After a restart, a message marked `sending` may or may not have gone out; send it

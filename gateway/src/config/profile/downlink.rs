@@ -272,6 +272,44 @@ mod tests {
     }
 
     #[test]
+    fn radio_and_tak_downlinks_fit_their_decoders_and_take_no_keys() {
+        let parse = |decoder: &str, body: &str, downlink: &str| {
+            let src = format!("name = \"p\"\ndescription = \"d\"\nversion = 1\ndecoder = \"{decoder}\"\n{body}[downlink]\n{downlink}");
+            crate::config::Profile::parse(std::path::Path::new("p.toml"), &src)
+                .map(|_| ())
+                .map_err(|p| p.lines())
+        };
+        let serial = "[serial]\nbaud = 115200\n";
+        assert_eq!(
+            parse(
+                "meshtastic-serial",
+                serial,
+                "type = \"meshtastic-serial\"\n"
+            ),
+            Ok(())
+        );
+        assert_eq!(parse("cot", "", "type = \"tak\"\n"), Ok(()));
+        let json = "[mqtt]\ntopic = \"r/+\"\n[json.message]\ntext = \"/t\"\n";
+        assert_eq!(
+            parse("json", json, "type = \"tak\"\n"),
+            Err(vec![
+                "p.toml:10:8: downlink.type: \"tak\" needs decoder \"cot\", this profile's is \"json\"".to_string()
+            ])
+        );
+        assert_eq!(
+            parse(
+                "meshtastic-serial",
+                serial,
+                "type = \"meshtastic-serial\"\ntopic = \"x\"\n"
+            ),
+            Err(vec![
+                "p.toml:9:9: downlink.topic: not used by downlink type \"meshtastic-serial\""
+                    .to_string()
+            ])
+        );
+    }
+
+    #[test]
     fn node_numbers() {
         assert_eq!(parse_node_str("!a1b2c3d4"), Some(0xa1b2c3d4));
         assert_eq!(parse_node_str("42"), Some(42));
