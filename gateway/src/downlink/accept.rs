@@ -1,7 +1,7 @@
 //! Taking a down message in (from the hub's `down` topic or `outpost send`): check it, decide
 //! per device whether it is queued or refused, and store it with its receipts in one step.
 
-use crate::config::profile::downlink::MESHTASTIC_MAX_BYTES;
+use crate::config::profile::downlink::{parse_node_str, MESHTASTIC_MAX_BYTES};
 use crate::config::profile::DownlinkKind;
 use crate::config::{Profile, Settings};
 use crate::store::down::Target;
@@ -82,7 +82,9 @@ pub async fn accept(
         let all = store.devices_with_profiles().await?;
         let t: Vec<Target> = all
             .into_iter()
-            .filter(|(_, p)| kind_of(profiles, p).is_some_and(|k| fits(k, m.kind)))
+            .filter(|(d, p)| {
+                kind_of(profiles, p).is_some_and(|k| fits(k, m.kind) && addressable(k, d))
+            })
             .map(|(d, _)| Target::Queue(d))
             .collect();
         if t.is_empty() {
@@ -131,6 +133,9 @@ async fn target(store: &Store, profiles: &Profiles, m: &DownMessage) -> Result<T
     if kind.meshtastic_limit() && m.text.len() > MESHTASTIC_MAX_BYTES {
         return fail("too_long");
     }
+    if !addressable(kind, &m.to) {
+        return fail("bad_node");
+    }
     Ok(Target::Queue(m.to.clone()))
 }
 
@@ -140,6 +145,12 @@ pub fn kind_of(profiles: &Profiles, name: &str) -> Option<DownlinkKind> {
         .get(name)
         .and_then(|p| p.downlink())
         .map(|d| *d.kind.get_ref())
+}
+
+/// False for a device its transport cannot address: through a serial radio only mesh nodes
+/// (`!a1b2c3d4`) are, not the radio itself (its `[[serial]] device` name).
+fn addressable(kind: DownlinkKind, dev: &str) -> bool {
+    kind != DownlinkKind::MeshtasticSerial || parse_node_str(dev).is_some()
 }
 
 /// True when a `kind` downlink carries a message of `m`'s kind.

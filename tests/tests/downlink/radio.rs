@@ -118,6 +118,27 @@ fn texts_to_a_node_a_usb_radio_heard_are_delivered_failed_or_sent_and_wait_while
         (texts[0].0, texts[0].2, texts[0].3.as_str()),
         (NODE_NUM, true, "ack: after the replug")
     );
+
+    // The radio itself is no mesh node to text; "*" means the nodes it heard.
+    let out = gw.cli(&["send", "--to", "radio0", "x"]).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(stdout.contains("radio0: failed (bad_node)"), "{stdout}");
+    let out = gw.cli(&["send", "--to", "*", "ack: all units"]).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        stdout.contains(&format!("{NODE}: queued")) && !stdout.contains("radio0"),
+        "{stdout}"
+    );
+    assert!(
+        wait_until(T, || radio
+            .log()
+            .texts
+            .iter()
+            .any(|t| t.0 == NODE_NUM && t.3 == "ack: all units")),
+        "{:?}",
+        radio.log().texts
+    );
     assert_eq!(radio.log().unknown, 0);
     assert_eq!(rig.hub.errors(), Vec::<String>::new());
 }
