@@ -45,6 +45,9 @@ enum What {
     Hub,
     /// Faults at random for `--minutes` while devices publish (not part of `all`).
     Soak,
+    /// The scale model: `--gateways` simulated gateway sessions against one hub (issue 16;
+    /// not part of `all`).
+    Scale,
 }
 
 /// Outpost vs a Mosquitto bridge: backlog drain, sustained rate, latency, footprint, NMEA.
@@ -70,6 +73,18 @@ struct Args {
     /// Events for the hub measure (default 200,000; 50,000 with --quick).
     #[arg(long)]
     hub_events: Option<u64>,
+    /// scale: simulated gateways (MQTT sessions), 50 devices each.
+    #[arg(long, default_value_t = 1000)]
+    gateways: usize,
+    /// scale: outpost-hub receivers in the share group.
+    #[arg(long, default_value_t = 1)]
+    receivers: usize,
+    /// scale: each gateway sends one batch (one fix per device) this often in the steady phase.
+    #[arg(long, default_value = "20s", value_parser = humantime_secs)]
+    scale_period: Duration,
+    /// scale: length of the steady phase, seconds.
+    #[arg(long, default_value_t = 60)]
+    scale_seconds: u64,
     /// Also write the table to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -89,6 +104,9 @@ fn main() -> anyhow::Result<()> {
     };
     if args.what == What::Soak {
         return soak_main(&args);
+    }
+    if args.what == What::Scale {
+        return scale_main(&args);
     }
     let run = |w: What| args.what == What::All || args.what == w;
     let needs_outpost = !matches!(args.what, What::Nmea | What::Generator | What::Hub);
@@ -252,4 +270,41 @@ fn build_release(package: &str) -> anyhow::Result<PathBuf> {
         .filter_map(|m| m.get("executable")?.as_str().map(PathBuf::from))
         .next_back()
         .with_context(|| format!("cargo did not name the {package} executable"))
+}
+
+/// `--scale-period 20s`: whole seconds or milliseconds (`500ms`).
+fn humantime_secs(s: &str) -> Result<Duration, String> {
+    if let Some(ms) = s.strip_suffix("ms") {
+        return ms
+            .parse()
+            .map(Duration::from_millis)
+            .map_err(|e| e.to_string());
+    }
+    s.trim_end_matches('s')
+        .parse()
+        .map(Duration::from_secs)
+        .map_err(|e| e.to_string())
+}
+
+/// `outpost-bench scale`: the scale model (docs/scale.md).
+fn scale_main(args: &Args) -> anyhow::Result<()> {
+    let bin = build_release("outpost-hub")?;
+    std::env::set_var("OUTPOST_HUB_BIN", &bin);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let s = measure::scale::run(
+        &rt,
+        args.gateways,
+        args.receivers,
+        args.scale_period,
+        args.scale_seconds,
+    )?;
+    let table = format!("{}\n{}", header(args), measure::scale::markdown(&s));
+    println!("{table}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &table)?;
+    }
+    Ok(())
 }

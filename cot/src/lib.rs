@@ -16,6 +16,7 @@
 //!   alerts never dropped.
 //! - [`link`]: the TAK server client task (tokio): `tcp://` / `ssl://`, reconnect with backoff,
 //!   the current picture first on every (re)connect, then live updates.
+//! - [`stats`]: each output's link and queue figures, a `prometheus-client` collector.
 //! - [`tls`]: rustls (ring provider) from CA, client certificate and key files.
 
 pub mod decode;
@@ -24,6 +25,7 @@ pub mod events;
 pub mod link;
 pub mod queue;
 pub mod split;
+pub mod stats;
 pub mod tls;
 pub mod xml;
 

@@ -64,7 +64,11 @@ pub struct LinkConfig {
 pub struct LinkStats {
     pub connected: AtomicBool,
     pub connects: AtomicU64,
+    /// Connections lost (not counting our own shutdown).
+    pub disconnects: AtomicU64,
     pub sent: AtomicU64,
+    /// Sent, by what it was ([`SentKind`]; picture PLIs included).
+    pub sent_kind: [AtomicU64; SentKind::COUNT],
     /// Events the picture contributed (over all connects).
     pub picture_sent: AtomicU64,
     pub received: AtomicU64,
@@ -74,6 +78,61 @@ pub struct LinkStats {
     pub echoes: AtomicU64,
     /// CoT types we do not take in (markers, pings…).
     pub ignored: AtomicU64,
+}
+
+/// What a sent CoT event was, for `sent` by kind on /metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SentKind {
+    /// A unit's position (`a-…`), live, from the picture, or stale-now when it went offline.
+    Pli,
+    /// An emergency (`b-a-o-…`).
+    Alert,
+    /// A GeoChat (`b-t-f`).
+    Chat,
+    /// Anything else.
+    Other,
+}
+
+impl SentKind {
+    pub const COUNT: usize = 4;
+    pub const ALL: [SentKind; SentKind::COUNT] = [
+        SentKind::Pli,
+        SentKind::Alert,
+        SentKind::Chat,
+        SentKind::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SentKind::Pli => "pli",
+            SentKind::Alert => "alert",
+            SentKind::Chat => "chat",
+            SentKind::Other => "other",
+        }
+    }
+
+    /// The kind of an event we wrote, by its root `type` attribute (read with the XML reader,
+    /// so a uid that contains `type=` cannot mislead it).
+    pub fn of(xml: &str) -> SentKind {
+        let t = crate::xml::root_attr(xml, "type").unwrap_or_default();
+        if t.starts_with("a-") {
+            SentKind::Pli
+        } else if t.starts_with("b-a-") {
+            SentKind::Alert
+        } else if t == "b-t-f" {
+            SentKind::Chat
+        } else {
+            SentKind::Other
+        }
+    }
+}
+
+impl LinkStats {
+    fn count_sent(&self, xml: &str) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        self.sent_kind[SentKind::of(xml) as usize].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -123,6 +182,7 @@ pub async fn run(
                 match why {
                     None => return,
                     Some(e) => {
+                        stats.disconnects.fetch_add(1, Ordering::Relaxed);
                         warn!(tak = %cfg.name, error = %e, retry_in = ?delay, "TAK server connection lost")
                     }
                 }
@@ -191,9 +251,9 @@ async fn session(
                 if let Err(e) = io.write_all(x.as_bytes()).await {
                     return Some(e.to_string());
                 }
+                stats.count_sent(&x);
             }
             stats.picture_sent.fetch_add(n as u64, Ordering::Relaxed);
-            stats.sent.fetch_add(n as u64, Ordering::Relaxed);
             debug!(tak = %cfg.name, events = n, "picture sent");
         }
         Err(e) => {
@@ -234,7 +294,7 @@ async fn session(
                     requeue(queue, o);
                     return Some(e.to_string());
                 }
-                stats.sent.fetch_add(1, Ordering::Relaxed);
+                stats.count_sent(&o.xml);
                 let now = std::time::Instant::now();
                 while recent.front().is_some_and(|(t, _)| now - *t >= cfg.resend_window) {
                     recent.pop_front();

@@ -140,6 +140,16 @@ async fn picture_first_on_every_connect_then_live_and_alerts_survive() {
     });
     assert_eq!(read_uids(&mut s, &mut split, 1).await, ["outpost.gw.b"]);
     assert_eq!(stats.connects.load(Ordering::Relaxed), 2);
+    assert_eq!(stats.disconnects.load(Ordering::Relaxed), 1);
+    // Every test event is a PLI by type, pictures included: 6 read, plus alert-2 once more
+    // when it was first written into the dead connection.
+    let plis = stats.sent_kind[SentKind::Pli as usize].load(Ordering::Relaxed);
+    assert!((6..=7).contains(&plis), "{plis}");
     token.cancel();
     task.await.unwrap();
+    assert_eq!(
+        stats.disconnects.load(Ordering::Relaxed),
+        1,
+        "our own shutdown is not a disconnect"
+    );
 }

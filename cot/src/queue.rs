@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 /// What an outgoing CoT event is, for the queue's policy.
@@ -51,17 +51,23 @@ pub struct SendQueue {
     inner: Mutex<Inner>,
     notify: Notify,
     cap: usize,
-    pub stats: QueueStats,
+    /// Shared with the metrics registry ([`crate::stats`]), so counts outlive one queue.
+    pub stats: Arc<QueueStats>,
 }
 
 impl SendQueue {
     /// A queue of at most `cap` entries (alerts beyond it are still taken).
     pub fn new(cap: usize) -> SendQueue {
+        SendQueue::with_stats(cap, Arc::default())
+    }
+
+    /// A queue counting into `stats` (kept by the metrics across reconfigurations).
+    pub fn with_stats(cap: usize, stats: Arc<QueueStats>) -> SendQueue {
         SendQueue {
             inner: Mutex::new(Inner::default()),
             notify: Notify::new(),
             cap: cap.max(1),
-            stats: QueueStats::default(),
+            stats,
         }
     }
 

@@ -165,6 +165,21 @@ impl Element {
     }
 }
 
+/// Attribute `k` of the root element of `src`, reading only its start tag (cheap enough for
+/// every event a link sends).
+pub fn root_attr(src: &str, k: &str) -> Option<String> {
+    let mut r = Reader::from_str(src);
+    loop {
+        match r.read_event().ok()? {
+            Event::Start(s) | Event::Empty(s) => {
+                return start(&s).ok()?.get(k).map(str::to_string);
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
 fn start(s: &BytesStart<'_>) -> Result<Element, XmlError> {
     let name = std::str::from_utf8(s.name().as_ref())
         .map_err(|e| XmlError::Syntax(e.to_string()))?

@@ -22,6 +22,9 @@ pub struct Raw {
     #[serde(default)]
     pub redis: RawRedis,
     pub api: Option<RawApi>,
+    /// TAK server outputs (SPEC §10): the gateway's `[[tak]]` table.
+    #[serde(default)]
+    pub tak: Vec<outpost::config::raw::RawTak>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +113,11 @@ fn default_retention() -> Duration {
     Duration::from_secs(30 * 86_400)
 }
 
+/// The hub's callsign on a TAK server when its `[[tak]]` names none.
+pub fn default_callsign(region: &str) -> String {
+    format!("Outpost hub {region}")
+}
+
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -121,6 +129,8 @@ pub struct Settings {
     pub receive_maximum: u16,
     pub redis: RedisSettings,
     pub api: Option<ApiSettings>,
+    /// `[[tak]]` outputs, validated as the gateway's (TLS material read at check time).
+    pub tak: Vec<outpost::config::TakOutput>,
 }
 
 /// Where the region's Redis is.
@@ -282,9 +292,12 @@ fn validate(
         }
         Some(ApiSettings { listen, token_file })
     });
+    let region = raw.hub.region.clone().unwrap_or_else(|| "default".into());
+    let tak = outpost::config::tak::outputs(base, &default_callsign(&region), &raw.tak, p);
     let (tls, host, port) = parsed.ok()?;
     Some(Settings {
-        region: raw.hub.region.clone().unwrap_or_else(|| "default".into()),
+        region,
+        tak,
         broker: Broker {
             host,
             port,

@@ -91,7 +91,13 @@ fn refuse(ctx: &Ctx, reason: &str, topic: &str, why: &str) -> Handled {
     Handled::Done
 }
 
-async fn store_batch(ctx: &Ctx, store: &crate::store::Store, b: &Parsed) -> Result<(), StoreError> {
+/// Stores a checked batch (a gateway's, or TAK users' under the hub's own `tak-<name>`),
+/// counts it, publishes what was new on the live stream and feeds it to the `[[tak]]` outputs.
+pub(crate) async fn store_batch(
+    ctx: &Ctx,
+    store: &crate::store::Store,
+    b: &Parsed,
+) -> Result<(), StoreError> {
     let class = b.class.as_str();
     ctx.metrics.batches.get_or_create(&label(class)).inc();
     ctx.metrics
@@ -144,6 +150,8 @@ async fn store_batch(ctx: &Ctx, store: &crate::store::Store, b: &Parsed) -> Resu
         .get_or_create(&label(class))
         .inc_by(b.events.len() as u64 - stored);
     debug!(gw = %b.gw, class, events = b.events.len(), stored, "batch stored");
+    // Only what is new goes to TAK: a redelivery was sent when it was first stored.
+    ctx.tak.stored(ctx, store, b, &flags).await;
     if let Err(e) = store.publish_stream(lines).await {
         // Stored and about to be acknowledged: a live stream missing it is not a loss.
         debug!(error = %e, "could not publish to the live stream");

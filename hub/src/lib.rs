@@ -12,6 +12,7 @@
 //! - [`store`]: Redis layout, the per-batch history script, latest state, queries.
 //! - [`api`]: HTTP API v1 (axum), `/metrics`, `/healthz`, bearer tokens.
 //! - [`metrics`]: Prometheus counters and histograms.
+//! - [`tak`]: `[[tak]]` outputs — the region's picture as CoT to TAK servers, TAK users in.
 //! - [`sync`]: `outpost-hub sync`, anti-entropy between two regions' stores (SPEC §9).
 
 pub mod api;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod receive;
 pub mod store;
 pub mod sync;
+pub mod tak;
 
 use config::Settings;
 use metrics::Metrics;
@@ -42,6 +44,8 @@ pub struct Ctx {
     /// The receiver's client while its session is up: `POST /api/v1/messages` publishes
     /// down messages through it.
     pub downlink: Mutex<Option<rumqttc::v5::AsyncClient>>,
+    /// The `[[tak]]` outputs' send queues, fed with what this receiver stores.
+    pub tak: tak::Feed,
     gate: Mutex<LogGate>,
 }
 
@@ -53,6 +57,7 @@ impl Ctx {
             store: OnceLock::new(),
             token,
             downlink: Mutex::new(None),
+            tak: tak::Feed::default(),
             gate: Mutex::new(LogGate::default()),
         })
     }
@@ -89,10 +94,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         None => None,
     };
     tokio::spawn(signals(token.clone()));
+    let mut tak = None;
     if connect_store(&ctx).await {
+        if let Some(store) = ctx.store.get() {
+            tak = Some(tokio::spawn(tak::run_all(ctx.clone(), store.clone())));
+        }
         receive::run(ctx.clone()).await?;
     }
     token.cancel();
+    if let Some(t) = tak {
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
     if let Some(api) = api {
         let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
     }

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub lag_seconds: Histogram,
     pub redis_up: Gauge,
     pub broker_up: Gauge,
+    /// Per `[[tak]]` output (SPEC §10): `outpost_hub_tak_*`, read at each scrape.
+    pub tak: Arc<outpost_cot::stats::Links>,
 }
 
 impl Metrics {
@@ -56,6 +58,7 @@ impl Metrics {
             lag_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 25)),
             redis_up: Gauge::default(),
             broker_up: Gauge::default(),
+            tak: Arc::default(),
             registry: Registry::default(),
         };
         registry.register("batches", "Batches received, by class", m.batches.clone());
@@ -104,6 +107,7 @@ impl Metrics {
             "1 while connected to the hub broker",
             m.broker_up.clone(),
         );
+        registry.register_collector(Box::new(m.tak.clone()));
         Arc::new(Metrics { registry, ..m })
     }
 

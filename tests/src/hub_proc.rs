@@ -33,6 +33,8 @@ pub struct HubConfig {
     /// `<name> <role> <token>` lines; `None` = no token file.
     pub tokens: Option<String>,
     pub receive_maximum: u16,
+    /// More `hub.toml` after everything else (e.g. `[[tak]]` tables).
+    pub extra: String,
 }
 
 impl HubConfig {
@@ -52,6 +54,7 @@ impl HubConfig {
             password: None,
             tokens: None,
             receive_maximum: 64,
+            extra: String::new(),
         }
     }
 
@@ -79,6 +82,10 @@ impl HubConfig {
         );
         if self.tokens.is_some() {
             t += "token_file = \"tokens\"\n";
+        }
+        if !self.extra.is_empty() {
+            t += "\n";
+            t += &self.extra;
         }
         t
     }

@@ -113,6 +113,11 @@ impl Mosquitto {
         self.dir.path()
     }
 
+    /// The broker's process id while it runs (benchmarks read its CPU and memory).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the broker process is running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))

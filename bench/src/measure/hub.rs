@@ -29,6 +29,43 @@ pub struct HubResult {
     pub elapsed: Duration,
     /// CPU seconds of the receiver processes over the run.
     pub cpu_s: f64,
+    /// What the receivers saw (hubs only): batches received (redeliveries included) of the
+    /// batches published, events they found already stored, broker sessions lost.
+    pub receivers: Option<ReceiverTally>,
+}
+
+/// The receivers' own account of a run, from their `/metrics` and logs: a slow run with
+/// redelivered batches or lost sessions is a different problem from a slow store.
+#[derive(Debug, Clone, Default)]
+pub struct ReceiverTally {
+    pub batches_published: u64,
+    pub batches_received: u64,
+    pub duplicates: u64,
+    pub sessions_lost: u64,
+}
+
+impl ReceiverTally {
+    fn of(hubs: &[HubProc], published: usize) -> ReceiverTally {
+        let mut t = ReceiverTally {
+            batches_published: published as u64,
+            ..ReceiverTally::default()
+        };
+        for h in hubs {
+            let metrics = h.api().text("/metrics").unwrap_or_default();
+            t.batches_received += sum_of(&metrics, "outpost_hub_batches_total");
+            t.duplicates += sum_of(&metrics, "outpost_hub_duplicates_total");
+            t.sessions_lost += h.log().matches("hub broker connection lost").count() as u64;
+        }
+        t
+    }
+}
+
+/// Sum of every sample of one metric family in a Prometheus text exposition.
+pub(crate) fn sum_of(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 impl HubResult {
@@ -39,6 +76,16 @@ impl HubResult {
     pub fn cpu_per_100k(&self) -> f64 {
         self.cpu_s * 100_000.0 / self.events.max(1) as f64
     }
+}
+
+/// A location event of `dev` as a gateway forwards it (§5), the `i`-th of a run, received at
+/// `rx`; positions walk around a small area so the geo index sees distinct points.
+pub(crate) fn location_json(dev: &str, i: usize, rx: &str) -> String {
+    format!(
+        r#"{{"dev":"{dev}","class":"location","lat":{},"lon":{},"acc":8,"speed":4.2,"course":270,"ts":"{rx}","ts_src":"device","rx":"{rx}"}}"#,
+        52.0 + (i % 1000) as f64 * 1e-4,
+        13.0 + (i % 777) as f64 * 1e-4
+    )
 }
 
 /// (topic, payload) of every batch, and the events as (gateway, id, json) for XADD.
@@ -54,16 +101,16 @@ fn batches(events: u64) -> Vec<(String, Vec<u8>, usize)> {
                     let dev = format!("{gw}-d{}", i % 50);
                     Entry {
                         id: format!("{}-{}", 1_764_000_000_000u64 + i as u64, 0),
-                        json: format!(
-                            r#"{{"dev":"{dev}","class":"location","lat":{},"lon":{},"acc":8,"speed":4.2,"course":270,"ts":"2026-11-30T10:00:00.000Z","ts_src":"device","rx":"2026-11-30T10:00:00.100Z"}}"#,
-                            52.0 + (i % 1000) as f64 * 1e-4,
-                            13.0 + (i % 777) as f64 * 1e-4
-                        ),
+                        json: location_json(&dev, i, "2026-11-30T10:00:00.100Z"),
                     }
                 })
                 .collect();
             let topic = format!("outpost/v1/{gw}/up/location");
-            (topic, payload(&gw, Class::Location, &entries, (0, 0)), entries.len())
+            (
+                topic,
+                payload(&gw, Class::Location, &entries, (0, 0)),
+                entries.len(),
+            )
         })
         .collect()
 }
@@ -153,6 +200,7 @@ fn hub_run(
         events,
         elapsed,
         cpu_s: cpu(&pids) - cpu0,
+        receivers: Some(ReceiverTally::of(&hubs, all.len())),
     })
 }
 
@@ -198,6 +246,7 @@ fn bare_run(
         events,
         elapsed: t0.elapsed(),
         cpu_s: cpu1 - cpu0,
+        receivers: None,
     })
 }
 
@@ -231,6 +280,7 @@ fn xadd_run(redis: &RedisServer, all: &[(String, Vec<u8>, usize)]) -> anyhow::Re
         events,
         elapsed: t0.elapsed(),
         cpu_s: 0.0,
+        receivers: None,
     })
 }
 
@@ -284,10 +334,18 @@ pub fn markdown(r: &[HubResult]) -> String {
         .find(|x| x.name.contains("XADD"))
         .map(HubResult::rate)
         .unwrap_or(1.0);
-    let mut s = String::from("| system | events | time | events/s | vs bare mosquitto_sub | vs Redis XADD | CPU-s per 100k events |\n|---|---|---|---|---|---|---|\n");
+    let mut s = String::from("| system | events | time | events/s | vs bare mosquitto_sub | vs Redis XADD | CPU-s per 100k events | batches received / published | duplicates | sessions lost |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for x in r {
+        let (recv, dups, lost) = match &x.receivers {
+            Some(t) => (
+                format!("{} / {}", t.batches_received, t.batches_published),
+                t.duplicates.to_string(),
+                t.sessions_lost.to_string(),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
         s += &format!(
-            "| {} | {} | {:.2} s | {:.0} | {:.2}× | {:.2}× | {} |\n",
+            "| {} | {} | {:.2} s | {:.0} | {:.2}× | {:.2}× | {} | {recv} | {dups} | {lost} |\n",
             x.name,
             x.events,
             x.elapsed.as_secs_f64(),

@@ -6,4 +6,5 @@ pub mod generator;
 pub mod hub;
 pub mod latency;
 pub mod nmea;
+pub mod scale;
 pub mod sustained;

@@ -7,7 +7,7 @@ pub mod diag;
 mod loader;
 pub mod profile;
 pub mod raw;
-mod tak;
+pub mod tak;
 mod validate;
 
 pub use diag::Problems;

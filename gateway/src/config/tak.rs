@@ -14,8 +14,9 @@ use std::sync::Arc;
 /// The name of the profile TAK users get.
 pub const TAK_PROFILE: &str = "tak";
 
-/// Validates every `[[tak]]` table; problems go to `p`.
-pub(super) fn outputs(base: &Path, gw: &str, raw: &[RawTak], p: &mut Problems) -> Vec<TakOutput> {
+/// Validates every `[[tak]]` table; problems go to `p`. `gw` is the default callsign. The
+/// hub validates its `[[tak]]` tables with this too (same table, same messages).
+pub fn outputs(base: &Path, gw: &str, raw: &[RawTak], p: &mut Problems) -> Vec<TakOutput> {
     let mut out: Vec<TakOutput> = Vec::new();
     for (i, t) in raw.iter().enumerate() {
         let name = match &t.name {

@@ -88,6 +88,8 @@ pub struct Metrics {
     pub live: Liveness,
     /// Per region (SPEC §9), by name.
     regions: Mutex<BTreeMap<String, RegionStats>>,
+    /// Per `[[tak]]` output (SPEC §10), by name: link and send-queue figures.
+    pub tak: std::sync::Arc<outpost_cot::stats::Links>,
 }
 
 /// One region's uplink figures (label `region` on /metrics).
@@ -120,6 +122,7 @@ impl Default for Metrics {
             redis_ingest: Histogram::new(BOUNDS),
             live: Liveness::default(),
             regions: Mutex::default(),
+            tak: Default::default(),
         }
     }
 }

@@ -103,6 +103,9 @@ fn registry(m: &Metrics, redis: Option<&RedisGauges>, healthy: bool) -> Registry
         "1 when /healthz answers 200",
         ConstGauge::new(i64::from(healthy)),
     );
+    // `outpost_tak_*` per [[tak]] output, read from the links' atomics at this scrape.
+    r.sub_registry_with_prefix("outpost")
+        .register_collector(Box::new(m.tak.clone()));
     r
 }
 
@@ -259,6 +262,21 @@ mod tests {
         assert!(text.contains("outpost_backlog_events{class=\"alert\"} 0"));
         assert!(text.contains("outpost_events_forwarded_total{class=\"status\"} 0"));
         assert!(text.contains("outpost_build_info{version=\""));
+        assert!(
+            !text.contains("outpost_tak_"),
+            "no [[tak]]: no TAK families"
+        );
+        m.tak
+            .get("site")
+            .link
+            .connects
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let text = render(&m, Some(&RedisGauges::default()), true);
+        assert!(
+            text.contains("outpost_tak_connects_total{tak=\"site\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("outpost_tak_sent_total{tak=\"site\",kind=\"pli\"} 0"));
         assert!(text.ends_with("# EOF\n"), "{text}");
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let name = line.split(' ').nth(2).unwrap();

@@ -68,11 +68,15 @@ impl Feed {
         g.push(Arc::downgrade(q));
     }
 
-    /// Registers an output's link state, watched until the output stops.
+    /// Registers an output's link state (once: the figures outlive a reload, and a stopped
+    /// link is not connected).
     pub fn register_link(&self, l: &Arc<LinkStats>) {
         let mut g = lock(&self.links);
         g.retain(|w| w.strong_count() > 0);
-        g.push(Arc::downgrade(l));
+        let w = Arc::downgrade(l);
+        if !g.iter().any(|x| x.ptr_eq(&w)) {
+            g.push(w);
+        }
     }
 
     /// True while some output is connected to its TAK server.

@@ -16,8 +16,7 @@ pub use feed::{Delivered, Feed};
 use crate::config::TakOutput;
 use crate::context::Context;
 use anyhow::Context as _;
-use outpost_cot::link::{LinkConfig, LinkStats};
-use outpost_cot::queue::SendQueue;
+use outpost_cot::link::LinkConfig;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +34,9 @@ pub async fn run(ctx: Context, out: TakOutput) -> anyhow::Result<()> {
     } else {
         None
     };
-    let queue = Arc::new(SendQueue::new(out.queue));
+    // Figures by output name, kept across reloads (`outpost_tak_*` on /metrics).
+    let figures = ctx.metrics.tak.get(&out.name);
+    let queue = figures.new_queue(out.queue);
     ctx.tak.register(&queue);
     let picture = Arc::new(picture::StorePicture {
         store: ctx.store.clone(),
@@ -56,7 +57,7 @@ pub async fn run(ctx: Context, out: TakOutput) -> anyhow::Result<()> {
         backoff_max: Duration::from_secs(30),
         resend_window: outpost_cot::link::RESEND_WINDOW,
     };
-    let stats = Arc::new(LinkStats::default());
+    let stats = figures.link.clone();
     ctx.tak.register_link(&stats);
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     let link = outpost_cot::link::run(cfg, queue, picture, tx, stats, ctx.token.clone());

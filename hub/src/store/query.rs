@@ -78,8 +78,22 @@ impl Store {
         Ok((!h.is_empty()).then(|| device_object(dev, h)))
     }
 
+    /// One device's latest-state hash as stored (empty when unknown); the TAK feed reads
+    /// `tie:location` and `ts:location` from it, which the API object leaves out.
+    pub async fn device_hash(&self, dev: &str) -> Result<HashMap<String, String>, StoreError> {
+        self.hgetall(self.keys.dev(super::keys::bucket(dev), dev))
+            .await
+    }
+
     /// Every device, sorted by id.
     pub async fn devices(&self) -> Result<Vec<Value>, StoreError> {
+        let devs = self.device_ids().await?;
+        let objects = try_join_all(devs.iter().map(|d| self.device(d))).await?;
+        Ok(objects.into_iter().flatten().collect())
+    }
+
+    /// Every device id, sorted.
+    pub async fn device_ids(&self) -> Result<Vec<String>, StoreError> {
         let sets = try_join_all((0..BUCKETS).map(|b| {
             let mut c = self.conn();
             let key = self.keys.devices(b);
@@ -93,8 +107,7 @@ impl Store {
         .await?;
         let mut devs: Vec<String> = sets.into_iter().flatten().collect();
         devs.sort();
-        let objects = try_join_all(devs.iter().map(|d| self.device(d))).await?;
-        Ok(objects.into_iter().flatten().collect())
+        Ok(devs)
     }
 
     /// Devices within `radius_m` of a point, nearest first, each with `distance_m` computed

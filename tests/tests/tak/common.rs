@@ -196,3 +196,19 @@ pub fn atak_emergency(uid: &str, callsign: &str, cot_type: &str, lat: f64, lon: 
         )
         .to_xml()
 }
+
+/// The value of `family`'s sample with (at least) `labels` in an OpenMetrics text (parsed:
+/// counters, gauges), `None` when the family or sample is missing.
+pub fn metric(text: &str, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    use openmetrics_parser::{openmetrics::parse_openmetrics, OpenMetricsValue};
+    let exp = parse_openmetrics(text).ok()?;
+    let s = exp.families.get(family)?.iter_samples().find(|s| {
+        s.get_labelset()
+            .is_ok_and(|l| labels.iter().all(|(k, v)| l.get_label_value(k) == Some(*v)))
+    })?;
+    match &s.value {
+        OpenMetricsValue::Counter(c) => Some(c.value.as_f64()),
+        OpenMetricsValue::Gauge(g) => Some(g.as_f64()),
+        _ => None,
+    }
+}

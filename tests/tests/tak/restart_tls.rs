@@ -3,7 +3,7 @@
 
 use super::common::*;
 use super::uids;
-use outpost_system_tests::{free_port, Rig, TakUser, Taky, TakyTls};
+use outpost_system_tests::{free_port, HubApi, Rig, TakUser, Taky, TakyTls};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::json;
 use std::path::Path;
@@ -15,13 +15,15 @@ fn a_restarted_tak_server_gets_the_current_picture_with_the_uplink_down() {
     let dir = radio_profiles("10m");
     // Nothing listens at the uplink: TAK output does not depend on it.
     let dead_uplink = format!("mqtt://127.0.0.1:{}", free_port());
+    let ops = free_port();
     let cfg = config(
         &rig,
         "tak-rs",
         &dead_uplink,
         &dir,
         &tak_table(&taky.url(), ""),
-    );
+    )
+    .ops_listen(&format!("127.0.0.1:{ops}"));
     let gw = rig.start(&cfg).unwrap();
     let radio = rig.device("r1").unwrap();
     let t0 = chrono::Utc::now().timestamp();
@@ -65,6 +67,23 @@ fn a_restarted_tak_server_gets_the_current_picture_with_the_uplink_down() {
         Some("up"),
         "the uplink was never up"
     );
+    // The gateway's /metrics counted both connections, the loss and the picture.
+    let ops = HubApi::new(&format!("http://127.0.0.1:{ops}"));
+    let tak = [("tak", "tak")];
+    let m = ops.text("/metrics").unwrap();
+    for (name, n) in [
+        ("outpost_tak_connects", 2.0),
+        ("outpost_tak_disconnects", 1.0),
+        // Both units, in the restart's picture (the first connect may come before any fix).
+        ("outpost_tak_picture_sent", 2.0),
+        ("outpost_tak_up", 1.0),
+        ("outpost_tak_queue_dropped", 0.0),
+    ] {
+        let v = metric(&m, name, &tak);
+        assert!(v.is_some_and(|v| v >= n), "{name} = {v:?}, want ≥ {n}\n{m}");
+    }
+    let plis = metric(&m, "outpost_tak_sent", &[("tak", "tak"), ("kind", "pli")]);
+    assert!(plis.is_some_and(|v| v >= 4.0), "{plis:?}\n{m}");
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
