@@ -275,7 +275,10 @@ fn build_release(package: &str) -> anyhow::Result<PathBuf> {
 /// `--scale-period 20s`: whole seconds or milliseconds (`500ms`).
 fn humantime_secs(s: &str) -> Result<Duration, String> {
     if let Some(ms) = s.strip_suffix("ms") {
-        return ms.parse().map(Duration::from_millis).map_err(|e| e.to_string());
+        return ms
+            .parse()
+            .map(Duration::from_millis)
+            .map_err(|e| e.to_string());
     }
     s.trim_end_matches('s')
         .parse()

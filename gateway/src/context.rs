@@ -17,6 +17,8 @@ pub struct Context {
     pub outbox: Arc<Notify>,
     /// What is accepted, for the `[[tak]]` outputs (one feed per process, across reloads).
     pub tak: Arc<crate::tak::Feed>,
+    /// The Meshtastic radios on USB, for the downlink (one registry per process, across reloads).
+    pub radios: Arc<crate::downlink::radio::Radios>,
     /// Cancelled on shutdown; every task selects on it.
     pub token: CancellationToken,
 }

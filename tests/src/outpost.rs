@@ -231,6 +231,23 @@ impl Outpost {
         Ok(out)
     }
 
+    /// `outpost send --to <to> <text>` (SPEC §8, queued locally): the message's msg_id.
+    pub fn send_message(&self, to: &str, text: &str) -> anyhow::Result<String> {
+        let out = self.cli(&["send", "--to", to, text])?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            anyhow::bail!(
+                "outpost send failed: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("msg_id "))
+            .map(str::to_string)
+            .with_context(|| format!("no msg_id in {stdout:?}"))
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("outpost.log")
     }

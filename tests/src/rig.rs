@@ -192,6 +192,16 @@ impl Rig {
         redis::cmd("HGET").arg(key).arg(field).query(&mut c).ok()?
     }
 
+    /// The states of the receipts (SPEC §8) of `msg_id` the hub got, in order.
+    pub fn receipt_states(&self, msg_id: &str) -> Vec<String> {
+        self.hub
+            .events_of("receipt")
+            .iter()
+            .filter(|e| e["msg_id"] == msg_id)
+            .map(|e| e["state"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     /// `state` of `<prefix>:uplink` (`up`/`down`).
     pub fn uplink_state(&self) -> Option<String> {
         self.hget("outpost:uplink", "state")

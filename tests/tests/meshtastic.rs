@@ -5,9 +5,9 @@
 //! A Meshtastic radio on USB: a scripted radio on a pseudo-terminal
 //! ([`outpost_system_tests::mesh_radio`]) answers the `want_config_id` handshake, answers
 //! heartbeats, emits packets made by upstream's code, and acks or NAKs the text sent to it.
-//! Uplink through the real `outpost` binary to a private Redis and hub; downlink through the
-//! gateway library's radio task (the binary has no sender for it until the delivery mechanism of
-//! issue 12 lands) on the same pty, with the same Redis.
+//! Uplink through the real `outpost` binary to a private Redis and hub; the radio task's own
+//! downlink API here through the gateway library on the same pty, with the same Redis (the
+//! whole downlink through the binary, `outpost send` to receipts: tests/tests/downlink/radio.rs).
 
 use base64::Engine as _;
 use outpost::decode::meshtastic_serial::downlink::Outcome;
@@ -180,6 +180,7 @@ async fn texts_are_delivered_failed_or_sent_by_the_meshs_acks() {
         metrics: Default::default(),
         outbox: Default::default(),
         tak: Default::default(),
+        radios: Default::default(),
         token: tokio_util::sync::CancellationToken::new(),
     };
     let token = ctx.token.clone();

@@ -106,7 +106,11 @@ fn batches(events: u64) -> Vec<(String, Vec<u8>, usize)> {
                 })
                 .collect();
             let topic = format!("outpost/v1/{gw}/up/location");
-            (topic, payload(&gw, Class::Location, &entries, (0, 0)), entries.len())
+            (
+                topic,
+                payload(&gw, Class::Location, &entries, (0, 0)),
+                entries.len(),
+            )
         })
         .collect()
 }

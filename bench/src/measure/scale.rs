@@ -137,7 +137,12 @@ async fn connect_all(
         let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let state = format!(r#"{{"state":"online","version":"sim","since":"{since}"}}"#);
         client
-            .publish(format!("{prefix}/{id}/state"), QoS::AtLeastOnce, true, state)
+            .publish(
+                format!("{prefix}/{id}/state"),
+                QoS::AtLeastOnce,
+                true,
+                state,
+            )
             .await?;
         gws.push(SimGw { id, client, seq: 0 });
     }
@@ -202,12 +207,21 @@ fn lag_quantile(hubs: &[HubProc], q: f64) -> f64 {
     let mut buckets: Vec<(f64, f64)> = Vec::new();
     for h in hubs {
         let m = h.api().text("/metrics").unwrap_or_default();
-        for l in m.lines().filter(|l| l.starts_with("outpost_hub_lag_seconds_bucket")) {
+        for l in m
+            .lines()
+            .filter(|l| l.starts_with("outpost_hub_lag_seconds_bucket"))
+        {
             let le = l
                 .split("le=\"")
                 .nth(1)
                 .and_then(|r| r.split('"').next())
-                .map(|v| if v == "+Inf" { f64::INFINITY } else { v.parse().unwrap_or(0.0) });
+                .map(|v| {
+                    if v == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        v.parse().unwrap_or(0.0)
+                    }
+                });
             let n = l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
             if let (Some(le), Some(n)) = (le, n) {
                 match buckets.iter_mut().find(|b| b.0 == le) {
@@ -272,7 +286,11 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(100));
     }
     let connect = t0.elapsed();
-    anyhow::ensure!(online() == gateways, "only {} of {gateways} gateways online at the hub", online());
+    anyhow::ensure!(
+        online() == gateways,
+        "only {} of {gateways} gateways online at the hub",
+        online()
+    );
     eprintln!("  all online at the hub after {connect:.2?}");
 
     let mem0 = info_field(&mut conn, "memory", "used_memory")?;
@@ -306,7 +324,10 @@ pub fn run(
         "  steady: {} stored, kept up: {kept_up}, lag p50 ≤ {lag_p50} s, p99 ≤ {lag_p99} s",
         stored(&hubs)
     );
-    anyhow::ensure!(done.is_some(), "steady phase: the hub did not store every event");
+    anyhow::ensure!(
+        done.is_some(),
+        "steady phase: the hub did not store every event"
+    );
 
     // (3) Burst: every gateway BURST_BATCHES batches at once.
     let burst_events = (gateways * DEVICES * BURST_BATCHES) as u64;
@@ -330,8 +351,12 @@ pub fn run(
         }
         anyhow::Ok(())
     })?;
-    let burst_done = wait_stored(&hubs, steady_events + burst_events, Duration::from_secs(600))
-        .context("burst phase: the hub did not store every event")?;
+    let burst_done = wait_stored(
+        &hubs,
+        steady_events + burst_events,
+        Duration::from_secs(600),
+    )
+    .context("burst phase: the hub did not store every event")?;
     let burst_elapsed = burst_done - tb;
     let cpu1 = cpu.read();
     let mem1 = info_field(&mut conn, "memory", "used_memory")?;

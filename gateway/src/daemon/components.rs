@@ -42,6 +42,7 @@ pub struct Components {
     metrics: Arc<Metrics>,
     outbox: Arc<Notify>,
     tak: Arc<crate::tak::Feed>,
+    radios: Arc<crate::downlink::radio::Radios>,
     root: CancellationToken,
     running: BTreeMap<String, Running>,
 }
@@ -58,6 +59,7 @@ impl Components {
             metrics,
             outbox,
             tak: Arc::new(crate::tak::Feed::default()),
+            radios: Default::default(),
             root,
             running: BTreeMap::new(),
         }
@@ -148,6 +150,7 @@ impl Components {
             metrics: self.metrics.clone(),
             outbox: self.outbox.clone(),
             tak: self.tak.clone(),
+            radios: self.radios.clone(),
             token,
         }
     }
@@ -172,9 +175,10 @@ impl Components {
         add("uplink".into(), uplink_fp, Component::Uplink, &|c| {
             Box::pin(crate::uplink::run(c))
         });
+        // Its transports and profiles: the device broker, the radios', TAK users'.
         let down_fp = format!(
-            "{}|{:?}|{:?}|{:?}",
-            s.gateway_id, s.uplink, s.devices_mqtt, s.mqtt
+            "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            s.gateway_id, s.uplink, s.devices_mqtt, s.mqtt, s.serial, s.tak, s.tak_profile
         );
         add("downlink".into(), down_fp, Component::Downlink, &|c| {
             Box::pin(crate::downlink::run(c))

@@ -1,7 +1,7 @@
 //! Taking a down message in (from the hub's `down` topic or `outpost send`): check it, decide
 //! per device whether it is queued or refused, and store it with its receipts in one step.
 
-use crate::config::profile::downlink::MESHTASTIC_MAX_BYTES;
+use crate::config::profile::downlink::{parse_node_str, MESHTASTIC_MAX_BYTES};
 use crate::config::profile::DownlinkKind;
 use crate::config::{Profile, Settings};
 use crate::store::down::Target;
@@ -14,11 +14,15 @@ use std::sync::Arc;
 /// Profiles by name, as devices record them.
 pub type Profiles = HashMap<String, Arc<Profile>>;
 
-/// Every profile the settings use.
+/// Every profile the settings use (TAK users' `tak` profile too).
 pub fn profiles(s: &Settings) -> Profiles {
     let mqtt = s.mqtt.iter().map(|m| m.profile.clone());
     let serial = s.serial.iter().map(|d| d.profile.clone());
-    mqtt.chain(serial).map(|p| (p.name.clone(), p)).collect()
+    let tak = s.tak_profile.iter().cloned();
+    mqtt.chain(serial)
+        .chain(tak)
+        .map(|p| (p.name.clone(), p))
+        .collect()
 }
 
 /// What became of one down payload.
@@ -78,7 +82,9 @@ pub async fn accept(
         let all = store.devices_with_profiles().await?;
         let t: Vec<Target> = all
             .into_iter()
-            .filter(|(_, p)| kind_of(profiles, p).is_some_and(|k| fits(k, m.kind)))
+            .filter(|(d, p)| {
+                kind_of(profiles, p).is_some_and(|k| fits(k, m.kind) && addressable(k, d))
+            })
             .map(|(d, _)| Target::Queue(d))
             .collect();
         if t.is_empty() {
@@ -124,8 +130,11 @@ async fn target(store: &Store, profiles: &Profiles, m: &DownMessage) -> Result<T
             Kind::Locate => "no_locate_downlink",
         });
     }
-    if kind == DownlinkKind::Meshtastic && m.text.len() > MESHTASTIC_MAX_BYTES {
+    if kind.meshtastic_limit() && m.text.len() > MESHTASTIC_MAX_BYTES {
         return fail("too_long");
+    }
+    if !addressable(kind, &m.to) {
+        return fail("bad_node");
     }
     Ok(Target::Queue(m.to.clone()))
 }
@@ -136,6 +145,12 @@ pub fn kind_of(profiles: &Profiles, name: &str) -> Option<DownlinkKind> {
         .get(name)
         .and_then(|p| p.downlink())
         .map(|d| *d.kind.get_ref())
+}
+
+/// False for a device its transport cannot address: through a serial radio only mesh nodes
+/// (`!a1b2c3d4`) are, not the radio itself (its `[[serial]] device` name).
+fn addressable(kind: DownlinkKind, dev: &str) -> bool {
+    kind != DownlinkKind::MeshtasticSerial || parse_node_str(dev).is_some()
 }
 
 /// True when a `kind` downlink carries a message of `m`'s kind.

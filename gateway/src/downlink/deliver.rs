@@ -4,25 +4,34 @@
 //! with the head message of a device that is online, one message per device at a time (so
 //! order per device is kept). A transport reports back on its [`Reporter`]: `Sent` when the
 //! message left the gateway (e.g. the device broker's PUBACK), `Delivered` when the device
-//! acknowledged it, `Failed(reason)` when it never will. The first report after a submit lets
-//! the device's next message go; `Delivered` or `Failed` may still follow a `Sent`.
+//! acknowledged it, `Failed(reason)` when it never will, `Unsent` when it handed the message
+//! back untouched (its link went down first: queued again, no receipt). The first report
+//! after a submit lets the device's next message go; `Delivered` or `Failed` may still follow
+//! a `Sent`.
 //!
-//! # Plugging in a transport (issue 13 `meshtastic-serial`, issue 14 `tak`)
+//! # Transports
+//! - [`super::mqtt`]: the device broker (`meshtastic`, `json`, `owntracks`).
+//! - [`super::radio`]: Meshtastic radios on USB (`meshtastic-serial`): a routing ack is
+//!   `Delivered`, a routing error `Failed("MAX_RETRANSMIT")`, no ack before the profile's
+//!   `ack_timeout` `Sent`.
+//! - [`super::tak`]: TAK contacts (`tak`): `Sent` once the GeoChat is on a connected TAK
+//!   link's queue, `Delivered` on the contact's `b-t-f-d` receipt.
+//!
+//! # Plugging in a transport
 //! 1. Add the profile kind to [`crate::config::profile::DownlinkKind`] (and its checks; a text
 //!    limit known up front, like Meshtastic's 233 bytes, goes in [`super::accept`] so the
 //!    message fails at once instead of waiting).
 //! 2. Implement [`Deliver`]: `handles` names the kinds, `reachable` says whether the link to
 //!    that device is up (the dispatcher keeps the message queued otherwise), `submit` hands
 //!    the [`Job`] to the transport's own task without waiting — e.g. `try_send` on the
-//!    serial task's `mpsc` channel; a full channel is [`Refused::Unreachable`], which keeps
-//!    the message queued and retries it shortly.
-//! 3. The task reports with [`Reporter::report`]: a Meshtastic routing ack is `Delivered`, a
-//!    routing error `Failed("MAX_RETRANSMIT")`, no ack before its timeout `Sent`; a TAK
-//!    `b-t-f-d` receipt is `Delivered`.
+//!    task's `mpsc` channel; a full channel is [`Refused::Unreachable`], which keeps the
+//!    message queued and retries it shortly. `patience` is how long the dispatcher waits for
+//!    the first report before it sends the message again.
+//! 3. The task reports with [`Reporter::report`].
 //! 4. Register it in [`super::transports`].
 //!
-//! A transport that is a task reading an `mpsc` channel (the serial Meshtastic radio, a TAK
-//! connection) needs no `Deliver` impl of its own: [`ChannelDeliver`] is one.
+//! A transport that is a task reading an `mpsc` channel with one link needs no `Deliver` impl
+//! of its own: [`ChannelDeliver`] is one.
 //! Reports name `(msg_id, dev)`; a stale or repeated one is ignored, so a transport may report
 //! after a restart without harm. Receipts and their exactly-once delivery are the dispatcher's.
 
@@ -31,7 +40,12 @@ use crate::config::Profile;
 use outpost_proto::down::Kind;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// How long a submitted message may go without any report before it is queued again (sent
+/// once more), unless the transport's [`Deliver::patience`] says otherwise.
+pub const PATIENCE: Duration = Duration::from_secs(120);
 
 /// One message for one device, ready to go out.
 #[derive(Debug, Clone)]
@@ -61,6 +75,8 @@ pub enum Outcome {
     Sent,
     Delivered,
     Failed(String),
+    /// Handed back untouched (the link went down before it left): queued again, no receipt.
+    Unsent,
 }
 
 /// A transport's report. `dev` may be unknown (an acknowledgement naming only the msg_id):
@@ -111,6 +127,11 @@ pub trait Deliver: Send + Sync {
     fn reachable(&self, dev: &str) -> bool;
     /// Hands `job` over without waiting.
     fn submit(&self, job: Job) -> Result<(), Refused>;
+    /// How long after submitting `job` its first report may take (e.g. a radio's ack
+    /// timeout); past it the message is queued and sent again.
+    fn patience(&self, _job: &Job) -> Duration {
+        PATIENCE
+    }
 }
 
 /// A [`Deliver`] that hands jobs to a task over a bounded channel: the task sets `up` while its

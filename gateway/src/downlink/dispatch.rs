@@ -7,7 +7,7 @@
 //! one atomic script call with its receipt (`store/down.lua`), so a receipt goes out once.
 
 use super::accept::Profiles;
-use super::deliver::{Deliver, Job, Outcome, Refused, Report};
+use super::deliver::{Deliver, Job, Outcome, Refused, Report, PATIENCE};
 use crate::context::Context;
 use crate::event::ReceiptState;
 use crate::store::down::{receipt_json, Queued};
@@ -23,8 +23,6 @@ use tracing::{debug, info, warn};
 
 /// How often queues are looked at (a new message, a device coming online, an expiry).
 const TICK: Duration = Duration::from_millis(200);
-/// A submitted message without any report for this long is queued again (sent once more).
-const SENDING_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The dispatcher's state.
 pub struct Dispatcher {
@@ -34,9 +32,13 @@ pub struct Dispatcher {
     reports: mpsc::Receiver<Report>,
     /// Reports not yet recorded (Redis was down): retried next turn, in order.
     unrecorded: VecDeque<Report>,
-    /// When each in-flight (msg_id, dev) was submitted: a transport that never reports (a lost
-    /// connection, a bug) must not hold the device's queue forever.
+    /// Until when each in-flight (msg_id, dev) may go without a report (its transport's
+    /// patience): a transport that never reports (a lost connection, a bug) must not hold the
+    /// device's queue forever.
     submitted: HashMap<(String, String), Instant>,
+    /// Receipts written so far, as last seen: more means some were written by another process
+    /// (`outpost send`), which cannot wake the uplink itself.
+    receipts_seen: Option<u64>,
     gate: LogGate,
 }
 
@@ -54,6 +56,7 @@ impl Dispatcher {
             reports,
             unrecorded: VecDeque::new(),
             submitted: HashMap::new(),
+            receipts_seen: None,
             gate: LogGate::default(),
         }
     }
@@ -75,7 +78,8 @@ impl Dispatcher {
                 }
                 self.record_reports().await?;
                 self.expire().await?;
-                self.dispatch().await
+                self.dispatch().await?;
+                self.wake_for_receipts().await
             }
             .await;
             if let Err(e) = result {
@@ -84,6 +88,16 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// Wakes the uplink when receipts were written since the last look (one `HGET` a turn).
+    async fn wake_for_receipts(&mut self) -> Result<(), StoreError> {
+        let n = self.ctx.store.receipts_written().await?;
+        if self.receipts_seen.is_some_and(|seen| n > seen) {
+            self.ctx.outbox.notify_one();
+        }
+        self.receipts_seen = Some(n);
+        Ok(())
     }
 
     /// After a restart, a message marked `sending` may or may not have gone out; send it
@@ -144,6 +158,14 @@ impl Dispatcher {
         self.submitted
             .remove(&(msg_id.to_string(), dev.to_string()));
         let (from, state, reason): (&[&str], _, _) = match o {
+            Outcome::Unsent => {
+                // Back in the queue without a receipt: the device saw nothing.
+                self.ctx
+                    .store
+                    .down_move(msg_id, dev, &["sending"], "queued", None)
+                    .await?;
+                return Ok(());
+            }
             Outcome::Sent => (&["sending"], ReceiptState::Sent, None),
             Outcome::Delivered => (&["sending", "sent"], ReceiptState::Delivered, None),
             Outcome::Failed(r) => (&["sending", "sent"], ReceiptState::Failed, Some(r.as_str())),
@@ -202,14 +224,15 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Queues a message again whose transport never reported within [`SENDING_TIMEOUT`].
+    /// Queues a message again whose transport never reported within its patience (one
+    /// found `sending` without a record of its submit, e.g. after a reload: [`PATIENCE`]).
     async fn check_stuck(&mut self, q: &Queued) -> Result<(), StoreError> {
         let key = (q.msg_id.clone(), q.dev.clone());
-        let since = *self
+        let until = *self
             .submitted
             .entry(key.clone())
-            .or_insert_with(Instant::now);
-        if since.elapsed() < SENDING_TIMEOUT {
+            .or_insert_with(|| Instant::now() + PATIENCE);
+        if Instant::now() < until {
             return Ok(());
         }
         warn!(msg_id = %q.msg_id, dev = %q.dev, "downlink: no report from the transport; sending again");
@@ -261,8 +284,9 @@ impl Dispatcher {
         {
             return Ok(());
         }
+        let until = Instant::now() + t.patience(&job);
         self.submitted
-            .insert((q.msg_id.clone(), q.dev.clone()), Instant::now());
+            .insert((q.msg_id.clone(), q.dev.clone()), until);
         let result = t.submit(job);
         if result.is_err() {
             self.submitted.remove(&(q.msg_id.clone(), q.dev.clone()));

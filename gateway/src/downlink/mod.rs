@@ -4,8 +4,9 @@
 //! and `outpost send` → [`accept`] (checks, per-device targets, one Redis script with the
 //! `queued`/`failed` receipts) → the queue in Redis (`store::down`) → [`dispatch`] (in order per
 //! device, once the device is online; expiry) → a transport behind the [`deliver::Deliver`]
-//! trait ([`mqtt`]: the device broker; issue 13/14 add serial Meshtastic and TAK) → reports →
-//! receipts in the outbox (class `receipt`), drained to the hub like every event.
+//! trait ([`mqtt`]: the device broker; [`radio`]: Meshtastic radios on USB; [`tak`]: TAK
+//! contacts) → reports → receipts in the outbox (class `receipt`), drained to the hub like
+//! every event.
 //! Choices and guarantees: `docs/downlink.md`.
 
 pub mod accept;
@@ -13,7 +14,9 @@ pub mod deliver;
 pub mod dispatch;
 pub mod hub;
 pub mod mqtt;
+pub mod radio;
 pub mod render;
+pub mod tak;
 
 use crate::context::Context;
 use deliver::{Deliver, Reporter};
@@ -24,8 +27,7 @@ use tokio::sync::mpsc;
 /// transport wait, it never drops a report).
 const REPORTS: usize = 1024;
 
-/// The transports this gateway has, each reporting on `reporter`. Issue 13 (serial Meshtastic)
-/// and issue 14 (TAK) add theirs here.
+/// The transports this gateway has, each reporting on `reporter`.
 pub fn transports(ctx: &Context, reporter: &Reporter) -> anyhow::Result<Vec<Arc<dyn Deliver>>> {
     let mut out: Vec<Arc<dyn Deliver>> = Vec::new();
     if let Some(broker) = &ctx.settings.devices_mqtt {
@@ -41,6 +43,16 @@ pub fn transports(ctx: &Context, reporter: &Reporter) -> anyhow::Result<Vec<Arc<
             reporter.clone(),
             ctx.token.clone(),
         )?));
+    }
+    if !ctx.settings.serial.is_empty() {
+        out.push(Arc::new(radio::RadioDeliver::start(
+            ctx.radios.clone(),
+            reporter.clone(),
+            ctx.token.clone(),
+        )));
+    }
+    if !ctx.settings.tak.is_empty() {
+        out.push(Arc::new(tak::TakDeliver::start(ctx, reporter.clone())));
     }
     Ok(out)
 }

@@ -31,6 +31,8 @@ pub fn render(job: &Job, d: &RawDownlink) -> Result<Wire, String> {
             })
         }
         DownlinkKind::Owntracks => owntracks(job),
+        // Not device-broker kinds (their transports do not render through here).
+        DownlinkKind::MeshtasticSerial | DownlinkKind::Tak => Err("no_downlink".into()),
     }
 }
 

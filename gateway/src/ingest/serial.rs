@@ -26,9 +26,8 @@ const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
 #[instrument(skip_all, fields(device = %dev.device))]
 pub async fn run(ctx: Context, dev: SerialDevice) -> anyhow::Result<()> {
     if dev.profile.decoder == DecoderKind::MeshtasticSerial {
-        // A radio speaks framed protobufs, not lines. Until the downlink mechanism hands it a
-        // link, it runs with one nobody sends on.
-        let (_link, ends) = super::meshtastic_serial::link(1);
+        // A radio speaks framed protobufs, not lines; the downlink reaches it by its name.
+        let ends = ctx.radios.attach(&dev.device);
         return super::meshtastic_serial::run(ctx, dev, ends).await;
     }
     // At most 5 s: a replugged receiver should be picked up quickly; a missing port costs an

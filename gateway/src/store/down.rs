@@ -195,6 +195,17 @@ impl Store {
             .collect())
     }
 
+    /// How many receipts were ever written (`accepted:receipt` of `<p>:stats`), by any
+    /// process: `outpost send` writes its `queued` receipts outside the daemon.
+    pub async fn receipts_written(&self) -> Result<u64, StoreError> {
+        let n: Option<u64> = redis::cmd("HGET")
+            .arg(self.key("stats"))
+            .arg("accepted:receipt")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+
     /// Downlink counters: messages by state and bad ones by reason (`bad:<reason>`).
     pub async fn down_stats(&self) -> Result<Vec<(String, u64)>, StoreError> {
         Ok(redis::cmd("HGETALL")

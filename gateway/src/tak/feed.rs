@@ -14,6 +14,7 @@ use crate::store::{IngestItem, Outcome, Store};
 use chrono::{DateTime, Utc};
 use outpost_cot::encode::{self, ChatTo, Unit};
 use outpost_cot::events::TAK_DEV_PREFIX;
+use outpost_cot::link::LinkStats;
 use outpost_cot::queue::{Kind, Outgoing, SendQueue};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -38,6 +39,8 @@ struct DevState {
 /// The shared TAK feed of one gateway process (in the [`crate::context::Context`]).
 pub struct Feed {
     queues: Mutex<Vec<Weak<SendQueue>>>,
+    /// Each running output's link state (the downlink reaches TAK contacts while one is up).
+    links: Mutex<Vec<Weak<LinkStats>>>,
     devices: Mutex<HashMap<String, DevState>>,
     receipts: broadcast::Sender<Delivered>,
 }
@@ -46,6 +49,7 @@ impl Default for Feed {
     fn default() -> Self {
         Feed {
             queues: Mutex::new(Vec::new()),
+            links: Mutex::new(Vec::new()),
             devices: Mutex::new(HashMap::new()),
             receipts: broadcast::channel(256).0,
         }
@@ -62,6 +66,25 @@ impl Feed {
         let mut g = lock(&self.queues);
         g.retain(|w| w.strong_count() > 0);
         g.push(Arc::downgrade(q));
+    }
+
+    /// Registers an output's link state (once: the figures outlive a reload, and a stopped
+    /// link is not connected).
+    pub fn register_link(&self, l: &Arc<LinkStats>) {
+        let mut g = lock(&self.links);
+        g.retain(|w| w.strong_count() > 0);
+        let w = Arc::downgrade(l);
+        if !g.iter().any(|x| x.ptr_eq(&w)) {
+            g.push(w);
+        }
+    }
+
+    /// True while some output is connected to its TAK server.
+    pub fn connected(&self) -> bool {
+        lock(&self.links)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .any(|l| l.connected.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     fn live(&self) -> Vec<Arc<SendQueue>> {

@@ -58,6 +58,7 @@ pub async fn run(ctx: Context, out: TakOutput) -> anyhow::Result<()> {
         resend_window: outpost_cot::link::RESEND_WINDOW,
     };
     let stats = figures.link.clone();
+    ctx.tak.register_link(&stats);
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     let link = outpost_cot::link::run(cfg, queue, picture, tx, stats, ctx.token.clone());
     tokio::join!(link, inbound::run(ctx.clone(), rx));

@@ -49,11 +49,7 @@ pub fn receipts(rig: &Rig) -> Vec<(String, String, String, String)> {
 }
 
 pub fn states_of(rig: &Rig, msg_id: &str) -> Vec<String> {
-    receipts(rig)
-        .into_iter()
-        .filter(|r| r.0 == msg_id)
-        .map(|r| r.2)
-        .collect()
+    rig.receipt_states(msg_id)
 }
 
 pub fn wait_states(rig: &Rig, msg_id: &str, want: &[&str]) {

@@ -82,7 +82,9 @@ fn run_maintainer_scripts(control: &Path, tmp: &Path) {
         std::fs::write(&p, body).unwrap();
         p
     };
-    run(Command::new("sh").arg(redirect("postinst")).arg("configure"));
+    run(Command::new("sh")
+        .arg(redirect("postinst"))
+        .arg("configure"));
     let pw = etc.join("secrets/hub-broker-password");
     let meta = std::fs::metadata(&pw).expect("placeholder made");
     use std::os::unix::fs::PermissionsExt;
@@ -94,7 +96,10 @@ fn run_maintainer_scripts(control: &Path, tmp: &Path) {
     );
     run(Command::new("sh").arg(redirect("postrm")).arg("purge"));
     assert!(!pw.exists(), "empty placeholder left after purge");
-    assert!(etc.join("secrets/hub-tokens").exists(), "a real secret was removed");
+    assert!(
+        etc.join("secrets/hub-tokens").exists(),
+        "a real secret was removed"
+    );
 }
 
 /// The packaged hub.toml is the committed file, checks as shipped, and checks again with its
@@ -107,7 +112,11 @@ fn check_packaged_config(root: &Path, tmp: &Path) {
         std::fs::read_to_string(workspace_root().join("packaging/outpost-hub/hub.toml")).unwrap();
     assert_eq!(shipped, committed);
     let out = run(Command::new(&bin).arg("check").arg("-c").arg(&conf));
-    assert!(text(&out).contains("ok (hub hub-1, region default)"), "{}", text(&out));
+    assert!(
+        text(&out).contains("ok (hub hub-1, region default)"),
+        "{}",
+        text(&out)
+    );
 
     let creds = tmp.join("credentials");
     std::fs::create_dir_all(&creds).unwrap();
@@ -120,9 +129,14 @@ fn check_packaged_config(root: &Path, tmp: &Path) {
     let switched_on: String = shipped
         .lines()
         .map(|l| {
-            let on = ["# username", "# password_file", "# token_file", "# client_id"]
-                .iter()
-                .any(|k| l.starts_with(k));
+            let on = [
+                "# username",
+                "# password_file",
+                "# token_file",
+                "# client_id",
+            ]
+            .iter()
+            .any(|k| l.starts_with(k));
             let l = if on { &l[2..] } else { l };
             format!("{l}\n")
         })
@@ -131,8 +145,16 @@ fn check_packaged_config(root: &Path, tmp: &Path) {
             "/run/credentials/outpost-hub.service/",
             &format!("{}/", creds.display()),
         );
-    for key in ["\nusername =", "\npassword_file =", "\ntoken_file =", "\nclient_id ="] {
-        assert!(switched_on.contains(key), "{key} not in the shipped hub.toml");
+    for key in [
+        "\nusername =",
+        "\npassword_file =",
+        "\ntoken_file =",
+        "\nclient_id =",
+    ] {
+        assert!(
+            switched_on.contains(key),
+            "{key} not in the shipped hub.toml"
+        );
     }
     let f = tmp.join("hub-with-secrets.toml");
     std::fs::write(&f, &switched_on).unwrap();

@@ -57,7 +57,15 @@ fn build_deb(package: &str, out: &Path) -> PathBuf {
     }
     run(cmd
         .current_dir(workspace_root())
-        .args(["deb", "-p", package, "--no-build", "--profile", "dev", "--fast"])
+        .args([
+            "deb",
+            "-p",
+            package,
+            "--no-build",
+            "--profile",
+            "dev",
+            "--fast",
+        ])
         .arg("-o")
         .arg(out));
     let debs: Vec<PathBuf> = std::fs::read_dir(out)
@@ -108,7 +116,10 @@ fn check_package(deb: &Path, tmp: &Path, package: &str, files: &[&str], conffile
     let conffiles = std::fs::read_to_string(control.join("conffiles")).unwrap();
     assert!(conffiles.lines().any(|l| l == conffile), "{conffiles}");
     let fields = text(&run(Command::new("dpkg-deb").arg("-f").arg(deb)));
-    assert!(fields.contains(&format!("Package: {package}\n")), "{fields}");
+    assert!(
+        fields.contains(&format!("Package: {package}\n")),
+        "{fields}"
+    );
     assert!(
         fields
             .lines()

@@ -3,9 +3,11 @@
 //! The gateway's units, alerts and chat reach the user with the right positions and
 //! callsigns; the user's PLI, 911 alert and GeoChat reach the hub as events; a server restart
 //! gets the current picture again; `ssl://` with a client certificate works; a hub with
-//! `[[tak]]` does the same for a regional server (`hub`).
+//! `[[tak]]` does the same for a regional server (`hub`); a message to a TAK user goes out as
+//! GeoChat and its delivery receipt comes back (`downlink`).
 
 mod common;
+mod downlink;
 mod hub;
 mod inbound;
 mod restart_tls;

@@ -12,7 +12,7 @@ use toml::Spanned;
 /// The Meshtastic JSON downlink's text limit (the firmware's `DATA_PAYLOAD_LEN` for text).
 pub const MESHTASTIC_MAX_BYTES: usize = 233;
 
-/// How messages go out; each kind fits one decoder (issue 13/14 add `meshtastic-serial`, `tak`).
+/// How messages go out; each kind fits one decoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DownlinkKind {
@@ -22,6 +22,10 @@ pub enum DownlinkKind {
     Json,
     /// OwnTracks `reportLocation` command (no text downlink).
     Owntracks,
+    /// A `ToRadio` text with `want_ack` through the Meshtastic radio on USB that heard the node.
+    MeshtasticSerial,
+    /// GeoChat to a TAK contact through the `[[tak]]` outputs (SPEC §10).
+    Tak,
 }
 
 impl DownlinkKind {
@@ -31,7 +35,17 @@ impl DownlinkKind {
             DownlinkKind::Meshtastic => "meshtastic",
             DownlinkKind::Json => "json",
             DownlinkKind::Owntracks => "owntracks",
+            DownlinkKind::MeshtasticSerial => "meshtastic-serial",
+            DownlinkKind::Tak => "tak",
         }
+    }
+
+    /// True when a text over [`MESHTASTIC_MAX_BYTES`] can never go out this way.
+    pub fn meshtastic_limit(self) -> bool {
+        matches!(
+            self,
+            DownlinkKind::Meshtastic | DownlinkKind::MeshtasticSerial
+        )
     }
 
     /// True when this kind carries text (a `to = "*"` message fans out to these devices).
@@ -45,6 +59,8 @@ impl DownlinkKind {
             DownlinkKind::Meshtastic => DecoderKind::Meshtastic,
             DownlinkKind::Json => DecoderKind::Json,
             DownlinkKind::Owntracks => DecoderKind::Owntracks,
+            DownlinkKind::MeshtasticSerial => DecoderKind::MeshtasticSerial,
+            DownlinkKind::Tak => DecoderKind::Cot,
         }
     }
 }
@@ -136,7 +152,8 @@ pub fn validate(
     let allowed: &[&str] = match kind {
         DownlinkKind::Meshtastic => &["topic", "from"],
         DownlinkKind::Json => &["topic", "payload", "ack_topic", "ack_pointer"],
-        DownlinkKind::Owntracks => &[],
+        // The radio and the TAK link need no settings of their own.
+        DownlinkKind::Owntracks | DownlinkKind::MeshtasticSerial | DownlinkKind::Tak => &[],
     };
     let present = [
         ("topic", d.topic.is_some()),
@@ -177,7 +194,7 @@ pub fn validate(
             }
         }
         DownlinkKind::Json => json(d, p, need),
-        DownlinkKind::Owntracks => {}
+        DownlinkKind::Owntracks | DownlinkKind::MeshtasticSerial | DownlinkKind::Tak => {}
     }
 }
 
@@ -252,6 +269,44 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["text"], "say \"hi\"\n");
         assert_eq!(unknown_placeholders("{dev}{txt}{0}"), ["txt", "0"]);
+    }
+
+    #[test]
+    fn radio_and_tak_downlinks_fit_their_decoders_and_take_no_keys() {
+        let parse = |decoder: &str, body: &str, downlink: &str| {
+            let src = format!("name = \"p\"\ndescription = \"d\"\nversion = 1\ndecoder = \"{decoder}\"\n{body}[downlink]\n{downlink}");
+            crate::config::Profile::parse(std::path::Path::new("p.toml"), &src)
+                .map(|_| ())
+                .map_err(|p| p.lines())
+        };
+        let serial = "[serial]\nbaud = 115200\n";
+        assert_eq!(
+            parse(
+                "meshtastic-serial",
+                serial,
+                "type = \"meshtastic-serial\"\n"
+            ),
+            Ok(())
+        );
+        assert_eq!(parse("cot", "", "type = \"tak\"\n"), Ok(()));
+        let json = "[mqtt]\ntopic = \"r/+\"\n[json.message]\ntext = \"/t\"\n";
+        assert_eq!(
+            parse("json", json, "type = \"tak\"\n"),
+            Err(vec![
+                "p.toml:10:8: downlink.type: \"tak\" needs decoder \"cot\", this profile's is \"json\"".to_string()
+            ])
+        );
+        assert_eq!(
+            parse(
+                "meshtastic-serial",
+                serial,
+                "type = \"meshtastic-serial\"\ntopic = \"x\"\n"
+            ),
+            Err(vec![
+                "p.toml:9:9: downlink.topic: not used by downlink type \"meshtastic-serial\""
+                    .to_string()
+            ])
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub enum Outcome {
     Failed(String),
     /// Handed to the radio; no acknowledgement within the timeout.
     Sent,
+    /// Never handed to the radio (its port closed first); the caller may send it again.
+    Unsent,
 }
 
 /// Why a text was not sent at all.

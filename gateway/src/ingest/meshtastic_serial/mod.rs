@@ -10,14 +10,18 @@
 //! `serial.no_data_timeout` of silence closes the port, the radio goes offline, and the port
 //! is reopened with backoff. Texts still awaiting their ack when the port closes end `sent`.
 //!
-//! # Downlink API (for the gateway's delivery mechanism, SPEC §8)
-//! [`link`] makes the two channel ends: the caller keeps a [`RadioLink`] (send
-//! [`TextRequest`]s, receive [`TextReport`]s), [`run`] takes the [`RadioEnds`]. Requests wait in
-//! the bounded channel (capacity chosen by the caller) while the radio is away, and are taken
-//! only once the handshake is done. Every request gets exactly one final report: `delivered`
-//! (acked by the destination, or by the mesh for a broadcast), `failed` with the mesh's reason
-//! (`MAX_RETRANSMIT`, `NO_ROUTE`, …, or `too_long` / `bad_node` before sending), or `sent`
-//! (handed to the radio, no ack within `[meshtastic] ack_timeout`).
+//! # Downlink API (SPEC §8; the gateway's transport is [`crate::downlink::radio`])
+//! [`link`] (or [`ends`]) makes the channel ends: the caller keeps a [`RadioLink`] (send
+//! [`TextRequest`]s, receive [`TextReport`]s), [`run`] takes the [`RadioEnds`]. Requests are
+//! taken only once the handshake is done; `online` says when that is. Every request gets
+//! exactly one final report: `delivered` (acked by the destination, or by the mesh for a
+//! broadcast), `failed` with the mesh's reason (`MAX_RETRANSMIT`, `NO_ROUTE`, …, or
+//! `too_long` / `bad_node` before sending), `sent` (handed to the radio, no ack within
+//! `[meshtastic] ack_timeout`), or `unsent` (still waiting in the channel when the port
+//! closed: never written, the caller may send it again).
+
+mod link;
+pub use link::{ends, link, RadioEnds, RadioLink, TextReport, TextRequest};
 
 use super::serial::{open_serial, DeviceState};
 use crate::config::SerialDevice;
@@ -31,6 +35,7 @@ use crate::store::IngestItem;
 use crate::util::{backoff::Backoff, input_hash, ratelimit::LogGate};
 use chrono::Utc;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -39,59 +44,6 @@ use tracing::{debug, info, instrument, warn};
 
 /// How often a talking radio refreshes its own presence when it produces no event.
 const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
-
-/// A text for a mesh node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TextRequest {
-    /// The caller's id of this message (e.g. the §8 `msg_id`), echoed in its report.
-    pub msg_id: String,
-    /// The node: `!a1b2c3d4`, a node number, or `*` for a broadcast.
-    pub to: String,
-    pub text: String,
-}
-
-/// What became of one [`TextRequest`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TextReport {
-    pub msg_id: String,
-    /// The mesh packet id it went out as (0 if it never went out).
-    pub packet_id: u32,
-    pub outcome: Outcome,
-}
-
-/// The caller's side of a radio's downlink.
-#[derive(Debug)]
-pub struct RadioLink {
-    pub requests: mpsc::Sender<TextRequest>,
-    pub reports: mpsc::Receiver<TextReport>,
-}
-
-/// The task's side of a radio's downlink.
-#[derive(Debug)]
-pub struct RadioEnds {
-    requests: mpsc::Receiver<TextRequest>,
-    reports: mpsc::Sender<TextReport>,
-    /// The caller dropped its request sender.
-    closed: bool,
-}
-
-/// A downlink pair whose channels each hold `capacity` messages (when full, the caller's send
-/// waits: back-pressure, nothing dropped).
-pub fn link(capacity: usize) -> (RadioLink, RadioEnds) {
-    let (rq_tx, rq_rx) = mpsc::channel(capacity.max(1));
-    let (rp_tx, rp_rx) = mpsc::channel(capacity.max(1));
-    (
-        RadioLink {
-            requests: rq_tx,
-            reports: rp_rx,
-        },
-        RadioEnds {
-            requests: rq_rx,
-            reports: rp_tx,
-            closed: false,
-        },
-    )
-}
 
 /// Runs one radio until cancelled, with downlink `ends` (see the module docs).
 #[instrument(skip_all, fields(device = %dev.device))]
@@ -117,7 +69,9 @@ pub async fn run(ctx: Context, dev: SerialDevice, mut ends: RadioEnds) -> anyhow
                     ids: &mut ids,
                 };
                 let reason = s.run(port).await;
+                s.ends.online.store(false, Relaxed);
                 s.give_up_pending().await;
+                s.hand_back_waiting().await;
                 if ctx.token.is_cancelled() {
                     break;
                 }
@@ -159,8 +113,8 @@ struct Session<'a> {
     st: &'a mut DeviceState,
     ends: &'a mut RadioEnds,
     pending: &'a mut Pending,
-    /// packet id → the caller's msg_id, for texts awaiting their ack.
-    msg_ids: &'a mut HashMap<u32, String>,
+    /// packet id → the caller's (msg_id, to), for texts awaiting their ack.
+    msg_ids: &'a mut HashMap<u32, (String, String)>,
     ids: &'a mut PacketIds,
 }
 
@@ -256,9 +210,13 @@ impl Session<'_> {
             Ok(Heard::Packet(d)) => self.items(d, frame, &mut b.items),
             Ok(Heard::Ack(ack)) => b.reports.extend(self.pending.on_ack(&ack)),
             Ok(Heard::Configured) => {
+                self.ends.online.store(true, Relaxed);
                 info!(node = ?radio.my_node().map(crate::decode::meshtastic_proto::packet::node_id), "radio handshake complete")
             }
-            Ok(Heard::Rebooted) => b.restart = true,
+            Ok(Heard::Rebooted) => {
+                self.ends.online.store(false, Relaxed);
+                b.restart = true;
+            }
             Ok(Heard::Other) => {}
             Err(e) => {
                 b.drops.push((e.reason().to_string(), 1));
@@ -280,6 +238,8 @@ impl Session<'_> {
         }
         let hash = input_hash(&[self.dev.device.as_bytes(), frame]);
         for (dev, events) in by_dev {
+            // The downlink answers a node through the radio that heard it.
+            self.ctx.radios.heard(&dev, &self.dev.device);
             out.push(IngestItem {
                 dev,
                 profile: self.dev.profile.name.clone(),
@@ -309,12 +269,13 @@ impl Session<'_> {
                 wr.write_all(&frame).await?;
                 self.pending
                     .sent(id, to, std::time::Instant::now(), timeout);
-                self.msg_ids.insert(id, rq.msg_id);
+                self.msg_ids.insert(id, (rq.msg_id, rq.to));
             }
             Err(e) => {
                 warn!(msg_id = %rq.msg_id, error = %e, "text not sent");
                 self.report(TextReport {
                     msg_id: rq.msg_id,
+                    to: rq.to,
                     packet_id: 0,
                     outcome: Outcome::Failed(e.reason().into()),
                 })
@@ -334,13 +295,7 @@ impl Session<'_> {
             let _ = self.ctx.store.count_drops(&b.drops).await;
         }
         for (id, outcome) in b.reports {
-            let msg_id = self.msg_ids.remove(&id).unwrap_or_default();
-            self.report(TextReport {
-                msg_id,
-                packet_id: id,
-                outcome,
-            })
-            .await;
+            self.report_packet(id, outcome).await;
         }
         let refresh_due = self
             .st
@@ -377,14 +332,35 @@ impl Session<'_> {
     async fn give_up_pending(&mut self) {
         let far = std::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
         for (id, outcome) in self.pending.expired(far) {
-            let msg_id = self.msg_ids.remove(&id).unwrap_or_default();
+            self.report_packet(id, outcome).await;
+        }
+    }
+
+    /// The port closed: texts not yet taken were never written; the caller may send them
+    /// again (its queue keeps their order) rather than have them go out whenever the radio
+    /// is back.
+    async fn hand_back_waiting(&mut self) {
+        while let Ok(rq) = self.ends.requests.try_recv() {
             self.report(TextReport {
-                msg_id,
-                packet_id: id,
-                outcome,
+                msg_id: rq.msg_id,
+                to: rq.to,
+                packet_id: 0,
+                outcome: Outcome::Unsent,
             })
             .await;
         }
+    }
+
+    /// The report of sent packet `id`.
+    async fn report_packet(&mut self, id: u32, outcome: Outcome) {
+        let (msg_id, to) = self.msg_ids.remove(&id).unwrap_or_default();
+        self.report(TextReport {
+            msg_id,
+            to,
+            packet_id: id,
+            outcome,
+        })
+        .await;
     }
 }
 
