@@ -14,10 +14,12 @@ const GW: &str = "gw-hubtak";
 const UID: &str = "outpost.gw-hubtak.r3";
 const USER: &str = "ANDROID-hub-user-1";
 
-/// Receiver `id` of region boston (share group shared with the other receivers on `rig`).
+/// Receiver `id` of region boston, in a share group of the TAK receivers' own: the rig's hub
+/// (another region on the same broker) gets every batch through its own group.
 fn hub_with_tak(id: &str, rig: &Rig, redis: &RedisServer, taky: &Taky) -> HubProc {
     let mut cfg = HubConfig::new(id, &rig.hub_broker.url(), vec![redis.url()]);
     cfg.region = "boston".into();
+    cfg.share_group = "tak-hubs".into();
     cfg.extra = format!(
         "[[tak]]\nname = \"regional\"\nurl = \"{}\"\nsubscribe = true\ncallsign = \"Boston dispatch\"\n",
         taky.url()
