@@ -91,6 +91,66 @@ fn latest_state_across_two_gateways_is_the_newest_ts() {
     assert_eq!(names, ["r7", "r8"]);
 }
 
+/// One batch with several fixes of a device, out of `ts` order (a gateway draining a backlog
+/// heard through two radios): latest and the geo index take the newest `ts`, not the last in
+/// the batch; the track keeps every fix; a later batch with an older fix changes nothing.
+#[test]
+fn several_fixes_of_a_device_in_one_batch_keep_the_newest_and_the_whole_track() {
+    let b = Bench::new();
+    let api = b.api();
+    let evs = [
+        loc(200, "u1", 10.0, 20.0, "2026-11-30T11:00:01.000Z"),
+        loc(201, "u1", 10.3, 20.3, "2026-11-30T11:00:03.000Z"),
+        loc(202, "u2", 40.0, 50.0, "2026-11-30T11:00:01.000Z"),
+        loc(203, "u1", 10.2, 20.2, "2026-11-30T11:00:02.000Z"),
+    ];
+    b.gw.publish_qos1(&up("veh-c", "location"), batch("veh-c", "location", &evs))
+        .unwrap();
+    assert!(wait_until(T, || api
+        .all_events("veh-c", "location", 100)
+        .unwrap()
+        .len()
+        == 4));
+    let d = api.json("/api/v1/devices/u1").unwrap();
+    assert_eq!(d["location"]["lat"], 10.3, "{d}");
+    assert_eq!(d["location"]["ts"], "2026-11-30T11:00:03.000Z", "{d}");
+    let near = api.json("/api/v1/near?lat=10.3&lon=20.3&radius_m=1000").unwrap();
+    let found: Vec<&str> = near
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["dev"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, ["u1"], "{near}");
+    let track = api
+        .json("/api/v1/devices/u1/track?from=2026-11-30T11:00:00Z&to=2026-11-30T11:00:04Z")
+        .unwrap();
+    let lats: Vec<f64> = track
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["lat"].as_f64().unwrap())
+        .collect();
+    assert_eq!(lats, [10.0, 10.2, 10.3]);
+    // Older than what is stored: history and track take it, latest does not.
+    b.gw.publish_qos1(
+        &up("veh-c", "location"),
+        batch(
+            "veh-c",
+            "location",
+            &[loc(300, "u1", 11.0, 21.0, "2026-11-30T11:00:02.500Z")],
+        ),
+    )
+    .unwrap();
+    assert!(wait_until(T, || api
+        .all_events("veh-c", "location", 100)
+        .unwrap()
+        .len()
+        == 5));
+    assert_eq!(api.json("/api/v1/devices/u1").unwrap()["location"]["lat"], 10.3);
+    assert_eq!(api.json("/api/v1/devices/u2").unwrap()["location"]["lat"], 40.0);
+}
+
 /// Great-circle distance, written out here independently of the hub's.
 fn haversine(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let r = 6_371_008.8_f64;
