@@ -87,13 +87,54 @@ pub fn compact(json: &str, rx_ms: i64) -> Option<String> {
 /// Full-form entries come back as they are; a compact entry that does not parse is passed on
 /// unchanged too (the hub refuses and counts a bad event; the outbox never wedges on it).
 pub fn expand(json: String, class: Class, id_ms: u64) -> String {
-    if json.starts_with("{\"dev\"") {
-        return json;
-    }
-    expand_compact(&json, class, id_ms).unwrap_or(json)
+    Expander::default().expand(json, class, id_ms)
 }
 
-fn expand_compact(json: &str, class: Class, id_ms: u64) -> Option<String> {
+/// Expands many entries: formatting times is most of the work, and neighbouring entries
+/// mostly share their second, so the formatted second is kept for the next one.
+#[derive(Default)]
+pub struct Expander {
+    ts: SecondCache,
+    rx: SecondCache,
+}
+
+impl Expander {
+    /// [`expand`], reusing what the entries before formatted.
+    pub fn expand(&mut self, json: String, class: Class, id_ms: u64) -> String {
+        if json.starts_with("{\"dev\"") {
+            return json;
+        }
+        expand_compact(self, &json, class, id_ms).unwrap_or(json)
+    }
+}
+
+/// `format_ts` of one second's times: its text up to the fraction.
+#[derive(Default)]
+struct SecondCache {
+    sec: Option<i64>,
+    /// `YYYY-MM-DDTHH:MM:SS.`
+    prefix: String,
+}
+
+impl SecondCache {
+    fn push(&mut self, out: &mut String, ms: i64) -> Option<()> {
+        let (sec, frac) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+        if self.sec != Some(sec) {
+            let full = format_ts(Utc.timestamp_millis_opt(sec * 1000).single()?);
+            // `…SS.000Z`: keep up to the dot.
+            self.prefix = full.get(..full.len().checked_sub(4)?)?.to_string();
+            self.sec = Some(sec);
+        }
+        out.push_str(&self.prefix);
+        out.push(char::from(b'0' + (frac / 100) as u8));
+        out.push(char::from(b'0' + (frac / 10 % 10) as u8));
+        out.push(char::from(b'0' + (frac % 10) as u8));
+        out.push('Z');
+        Some(())
+    }
+}
+
+fn expand_compact(x: &mut Expander, json: &str, class: Class, id_ms: u64) -> Option<String> {
     let fields = split(json)?;
     let (mut dev, mut t, mut src, mut rx) = (None, None, "device", id_ms as i64);
     let mut out = String::with_capacity(json.len() + 100);
@@ -118,7 +159,6 @@ fn expand_compact(json: &str, class: Class, id_ms: u64) -> Option<String> {
             }
         }
     }
-    let ms = |v: i64| Utc.timestamp_millis_opt(v).single().map(format_ts);
     out.push_str("{\"dev\":");
     out.push_str(dev?);
     out.push_str(",\"class\":\"");
@@ -126,11 +166,11 @@ fn expand_compact(json: &str, class: Class, id_ms: u64) -> Option<String> {
     out.push('"');
     out.push_str(&rest);
     out.push_str(",\"ts\":\"");
-    out.push_str(&ms(rx.checked_add(t?)?)?);
+    x.ts.push(&mut out, rx.checked_add(t?)?)?;
     out.push_str("\",\"ts_src\":\"");
     out.push_str(src);
     out.push_str("\",\"rx\":\"");
-    out.push_str(&ms(rx)?);
+    x.rx.push(&mut out, rx)?;
     out.push_str("\"}");
     Some(out)
 }

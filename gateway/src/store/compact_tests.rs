@@ -118,3 +118,24 @@ fn what_cannot_round_trip_is_not_compacted() {
         None
     );
 }
+
+#[test]
+fn one_expander_over_many_entries_formats_every_time_right() {
+    let mut x = Expander::default();
+    let e = &events()[0];
+    // Across second and day boundaries, forwards and back.
+    for rx_ms in [
+        1_764_616_265_123i64,
+        1_764_616_265_999,
+        1_764_616_266_000,
+        1_764_633_599_999,
+        1_764_633_600_001,
+        1_764_616_265_005,
+    ] {
+        let c = compact(&e.to_json(), rx_ms).unwrap();
+        assert_eq!(
+            x.expand(c, Class::Location, rx_ms as u64),
+            e.to_stored_json(at(rx_ms))
+        );
+    }
+}

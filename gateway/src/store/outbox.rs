@@ -95,6 +95,7 @@ fn parse_entries(v: Value, class: Class) -> Result<Vec<OutboxEntry>, StoreError>
         return Err(bad(&v));
     };
     let mut out = Vec::with_capacity(rows.len());
+    let mut expander = super::compact::Expander::default();
     for row in rows {
         let Value::Array(mut parts) = row else {
             return Err(bad(&row));
@@ -111,7 +112,7 @@ fn parse_entries(v: Value, class: Class) -> Result<Vec<OutboxEntry>, StoreError>
         let id = String::from_utf8_lossy(&id).into_owned();
         let ms = parse_id(&id).map_or(0, |(ms, _)| ms);
         out.push(OutboxEntry {
-            json: super::compact::expand(json, class, ms),
+            json: expander.expand(json, class, ms),
             id,
         });
     }
