@@ -20,8 +20,9 @@ pub struct BrokerTuning {
     /// (mosquitto's default is 20). Applies to Outpost's device session, the bridge and the
     /// bare subscriber alike.
     pub inflight: u32,
-    /// Outpost's `[uplink] inflight` (batches awaiting PUBACK; its default is 8).
-    pub uplink_inflight: u32,
+    /// Outpost's `[uplink] inflight` (the floor of its adaptive window; its default is 8);
+    /// `None` leaves Outpost's default.
+    pub uplink_inflight: Option<u32>,
 }
 
 /// Where a bridge forwards to (the [`Broker::bridged`] configuration).

@@ -66,10 +66,10 @@ struct Args {
     /// mosquitto `max_inflight_messages` on every broker (mosquitto's default: 20).
     #[arg(long, default_value_t = 20)]
     broker_inflight: u32,
-    /// Outpost's `[uplink] inflight`: batches awaiting PUBACK (its default: 8). The drain is
-    /// bound by this window over the PUBACK round trip.
-    #[arg(long, default_value_t = 8)]
-    uplink_inflight: u32,
+    /// Outpost's `[uplink] inflight`: the floor of its window (the window grows from there with
+    /// the PUBACK round trip, up to a memory bound). Unset: Outpost's default (8).
+    #[arg(long)]
+    uplink_inflight: Option<u32>,
     /// Events for the hub measure (default 200,000; 50,000 with --quick).
     #[arg(long)]
     hub_events: Option<u64>,
@@ -235,7 +235,9 @@ fn header(args: &Args) -> String {
         format!("{:?}", args.what).to_lowercase(),
         if args.quick { " --quick" } else { "" },
         args.broker_inflight,
-        args.uplink_inflight,
+        args
+            .uplink_inflight
+            .map_or("default".to_string(), |n| n.to_string()),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     )

@@ -198,10 +198,15 @@ impl Results {
                     mib(r.rss), r.cpu * 100.0
                 );
             }
+            // The raw OwnTracks message a device sends (what the bridge forwards as it is).
+            let raw = crate::load::payload(7, crate::load::tst_base()).len();
+            let topic = crate::load::topic(7).len();
             let _ = writeln!(
                 t,
-                "| 4. uplink bytes per location event (MQTT payload + topic; {} events) | {:.0} B | {:.0} B | {:.2}× | | |",
+                "| 4. uplink bytes per location event (MQTT payload + topic; {} events); raw OwnTracks message {} B + topic {} B | {:.0} B | {:.0} B | {:.2}× | | |",
                 o.events,
+                raw,
+                topic,
                 o.uplink_bytes_per_event,
                 b.uplink_bytes_per_event,
                 o.uplink_bytes_per_event / b.uplink_bytes_per_event.max(1e-9)

@@ -68,10 +68,12 @@ impl Sut {
             _ => {
                 let device = Broker::start("device", tuning)?;
                 let redis = RedisServer::new()?;
-                let cfg =
+                let mut cfg =
                     GatewayConfig::new("bench-gw", &redis.url(), &device.url(), &proxy.mqtt_url())
-                        .mqtt("owntracks")
-                        .inflight(tuning.uplink_inflight);
+                        .mqtt("owntracks");
+                if let Some(n) = tuning.uplink_inflight {
+                    cfg = cfg.inflight(n);
+                }
                 let outpost = Outpost::start_with(&cfg)?;
                 if !outpost.wait_for_log("device broker connected", Duration::from_secs(20)) {
                     bail!(

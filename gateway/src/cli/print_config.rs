@@ -60,7 +60,9 @@ url = "mqtts://hub.example.org:8883"
 # username = "veh-0042"
 # password_file = "/etc/outpost/hub.password"
 # keep_alive = "{keep_alive}"
-# Events per published batch, and batches awaiting PUBACK at once.
+# Events per published batch, and the fewest batches awaiting PUBACK at once: the window grows
+# from there while PUBACKs come back as fast as the quickest (a long or fast link), up to
+# 256 batches or 8 MiB unacknowledged.
 # batch_max_events = {batch_max}
 # inflight = {inflight}
 # A region whose oldest unacknowledged event is older than this stops holding back the outbox

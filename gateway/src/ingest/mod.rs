@@ -3,6 +3,7 @@
 //! store has accepted it (SPEC §6).
 
 pub mod lines;
+mod pipeline;
 pub mod meshtastic_serial;
 pub mod mqtt;
 pub mod serial;
@@ -27,28 +28,7 @@ pub async fn accept(ctx: &Context, items: &mut [IngestItem]) -> Option<Vec<Outco
         ctx.metrics.observe_redis_ingest(started.elapsed());
         match result {
             Ok(outcomes) => {
-                for (item, o) in items.iter().zip(&outcomes) {
-                    match o {
-                        Outcome::Stored(_) => {
-                            for e in &item.events {
-                                ctx.metrics.add_ingested(e.class(), &item.profile, 1);
-                            }
-                        }
-                        Outcome::Duplicate => {
-                            ctx.metrics.add_duplicate();
-                        }
-                        Outcome::Full(_) => {
-                            ctx.metrics.add_refused();
-                        }
-                    }
-                }
-                ctx.tak.accepted(&ctx.settings, items, &outcomes);
-                if outcomes
-                    .iter()
-                    .any(|o| matches!(o, Outcome::Stored(ids) if !ids.is_empty()))
-                {
-                    ctx.outbox.notify_one();
-                }
+                accepted(ctx, items, &outcomes);
                 return Some(outcomes);
             }
             Err(e) => {
@@ -63,5 +43,28 @@ pub async fn accept(ctx: &Context, items: &mut [IngestItem]) -> Option<Vec<Outco
                 }
             }
         }
+    }
+}
+
+/// Bookkeeping once the store has answered for `items`: metrics, the TAK feed, and a wake-up
+/// for the uplink when something new is in the outbox.
+pub fn accepted(ctx: &Context, items: &[IngestItem], outcomes: &[Outcome]) {
+    for (item, o) in items.iter().zip(outcomes) {
+        match o {
+            Outcome::Stored(_) => {
+                for e in &item.events {
+                    ctx.metrics.add_ingested(e.class(), &item.profile, 1);
+                }
+            }
+            Outcome::Duplicate => ctx.metrics.add_duplicate(),
+            Outcome::Full(_) => ctx.metrics.add_refused(),
+        }
+    }
+    ctx.tak.accepted(&ctx.settings, items, outcomes);
+    if outcomes
+        .iter()
+        .any(|o| matches!(o, Outcome::Stored(ids) if !ids.is_empty()))
+    {
+        ctx.outbox.notify_one();
     }
 }

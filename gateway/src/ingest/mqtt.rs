@@ -1,12 +1,12 @@
 //! The device broker source: a persistent MQTT session (fixed client id, clean session off)
-//! with manual acks. One task owns the rumqttc event loop (STYLE 8); a worker task decodes,
-//! writes to the store and only then acknowledges (SPEC §6).
+//! with manual acks. One task owns the rumqttc event loop (STYLE 8); a worker task
+//! ([`super::pipeline`]) decodes, writes to the store and only then acknowledges (SPEC §6).
 
 use super::topic::{matches, DeviceIdTemplate};
 use crate::config::{Broker, MqttSource};
 use crate::context::Context;
 use crate::decode::MqttDecoder;
-use crate::store::{IngestItem, Outcome};
+use crate::store::IngestItem;
 use crate::util::{backoff::Backoff, input_hash, ratelimit::LogGate};
 use chrono::Utc;
 use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
@@ -22,8 +22,6 @@ use tracing::{debug, info, warn};
 const QUEUE: usize = 4096;
 /// Inputs held in the event loop beyond the worker queue before further ones are set aside.
 const HELD_MAX: usize = 4096;
-/// Inputs written to Redis in one pipeline.
-const BATCH: usize = 512;
 /// Largest MQTT packet read from the device broker; bigger payloads are still read (and
 /// dropped as `too_large` by the decoder) so one oversized message cannot wedge the session.
 const MAX_INCOMING: usize = 64 * 1024 * 1024;
@@ -62,7 +60,12 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
     let (client, mut eventloop) = AsyncClient::new(opts, QUEUE);
     let (tx, rx) = mpsc::channel::<Publish>(QUEUE);
     let routes = Arc::new(routes);
-    let worker = tokio::spawn(worker(ctx.clone(), client.clone(), routes.clone(), rx));
+    let worker = tokio::spawn(super::pipeline::worker(
+        ctx.clone(),
+        client.clone(),
+        routes.clone(),
+        rx,
+    ));
     let mut backoff = Backoff::default();
     let mut gate = LogGate::default();
     let mut tx = Some(tx);
@@ -195,120 +198,18 @@ async fn wait_finished(h: &tokio::task::JoinHandle<()>) {
     }
 }
 
-/// One input awaiting storage: its publish (acknowledged once every item is stored) and the
-/// items not yet stored.
-struct Input {
-    publish: Publish,
-    items: Vec<IngestItem>,
-}
-
-/// Decodes, stores, then acknowledges. Inputs refused for lack of room are kept
-/// unacknowledged (the broker keeps them too) and retried every second.
-async fn worker(
-    ctx: Context,
-    client: AsyncClient,
-    routes: Arc<Vec<Route>>,
-    mut rx: mpsc::Receiver<Publish>,
-) {
-    let mut buf = Vec::with_capacity(BATCH);
-    let mut refused: VecDeque<Input> = VecDeque::new();
-    let mut gate = LogGate::default();
-    loop {
-        let got = if refused.is_empty() {
-            rx.recv_many(&mut buf, BATCH).await
-        } else {
-            tokio::select! {
-                n = rx.recv_many(&mut buf, BATCH) => n,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => 0,
-            }
-        };
-        if got == 0 && refused.is_empty() && rx.is_closed() {
-            break;
-        }
-        let mut inputs: Vec<Input> = refused.drain(..).collect();
-        let mut to_ack = Vec::new();
-        let mut drops: Vec<(String, u64)> = Vec::new();
-        let mut names: Vec<(String, String)> = Vec::new();
-        for p in buf.drain(..) {
-            match decode(&routes, &p) {
-                Ok(d) => {
-                    // Malformed optional fields: counted and logged like drops, event kept.
-                    for f in &d.dropped {
-                        let reason = f.reason();
-                        ctx.metrics.add_drop(&reason, 1);
-                        if let Some(s) = gate.check(&reason) {
-                            warn!(topic = %p.topic, reason = %reason, error = %f, suppressed = s, "malformed field dropped; event kept");
-                        }
-                        drops.push((reason, 1));
-                    }
-                    names.extend(d.name);
-                    inputs.push(Input {
-                        publish: p,
-                        items: d.items,
-                    })
-                }
-                Err(reason) => {
-                    ctx.metrics.add_drop(&reason.0, 1);
-                    drops.push((reason.0.clone(), 1));
-                    if let Some(s) = gate.check(&reason.0) {
-                        warn!(topic = %p.topic, reason = %reason.0, error = %reason.1, suppressed = s, "input dropped");
-                    }
-                    to_ack.push(p);
-                }
-            }
-        }
-        let mut items: Vec<IngestItem> = inputs
-            .iter()
-            .flat_map(|i| i.items.iter().cloned())
-            .collect();
-        if !items.is_empty() {
-            let Some(outcomes) = super::accept(&ctx, &mut items).await else {
-                break; // cancelled during a Redis outage: nothing acknowledged, the broker redelivers
-            };
-            let mut outcomes = outcomes.into_iter();
-            for mut input in inputs {
-                input.items.retain(|item| match outcomes.next() {
-                    Some(Outcome::Full(class)) => {
-                        if let Some(s) = gate.check("full") {
-                            warn!(dev = %item.dev, %class, suppressed = s, "outbox share full; input refused (kept at the broker)");
-                        }
-                        true
-                    }
-                    _ => false,
-                });
-                if input.items.is_empty() {
-                    to_ack.push(input.publish);
-                } else {
-                    refused.push_back(input);
-                }
-            }
-        }
-        if let Err(e) = ctx.store.count_drops(&drops).await {
-            debug!(error = %e, "could not count drops in redis");
-        }
-        if let Err(e) = ctx.store.set_device_names(&names).await {
-            debug!(error = %e, "could not record device names in redis");
-        }
-        for p in to_ack {
-            if p.qos != QoS::AtMostOnce {
-                let _ = client.ack(&p).await;
-            }
-        }
-    }
-}
-
 /// Why an input was dropped: (reason label, detail).
-struct Drop(String, String);
+pub(super) struct Drop(pub String, pub String);
 
 /// A decoded input: its store items, the optional fields left out of its events, and the
 /// display name (device, name) it announced.
-struct DecodedInput {
-    items: Vec<IngestItem>,
-    dropped: Vec<crate::decode::DroppedField>,
-    name: Option<(String, String)>,
+pub(super) struct DecodedInput {
+    pub items: Vec<IngestItem>,
+    pub dropped: Vec<crate::decode::DroppedField>,
+    pub name: Option<(String, String)>,
 }
 
-fn decode(routes: &[Route], p: &Publish) -> Result<DecodedInput, Drop> {
+pub(super) fn decode(routes: &[Route], p: &Publish) -> Result<DecodedInput, Drop> {
     let route = routes
         .iter()
         .find(|r| matches(&r.filter, &p.topic))

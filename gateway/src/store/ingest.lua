@@ -1,25 +1,48 @@
 -- Accept a batch of inputs, each atomically (the whole script is one AOF entry), in one call:
--- one script invocation and one budget reading per batch instead of per input.
--- ARGV: 1 prefix, 2 dedup ttl s, 3 recent cap, 4 max_events, 5 number of inputs, then per
---   input: dev, now_ms, presence deadline_ms, profile, dedup key ('' = none),
---   input hash ('' = none), check recent ('1' = may be a redelivery or a retry),
---   online presence json, topic ('' = serial; kept for the downlink), n events, then 4 per event: class ('presence-off' for a device
---   going offline), json, lon, lat.
--- Returns one reply per input: {'ok', id...} | {'dup'} | {'full', class}.
+-- one script invocation and one budget reading per batch instead of per input, and per device
+-- one latest-state write per call (the last accepted event of each class wins, as before).
+-- ARGV: 1 prefix, 2 dedup ttl s, 3 recent cap, 4 max_events, 5 number of inputs,
+--   6 order key ('' = unordered), 7 the order number that must have landed before ('0' = none),
+--   8 this call's order number; then per input: dev, now_ms, presence deadline_ms, profile,
+--   dedup key ('' = none), input hash ('' = none), check recent ('1' = may be a redelivery or a
+--   retry), online presence json, topic ('' = serial; kept for the downlink), n events, then 5
+--   per event: class ('presence-off' for a device going offline), stream json (the compact form,
+--   docs/redis-layout.md), latest-state json (the full §5 object with rx), lon, lat.
+-- Returns one reply per input: {'ok', id...} | {'dup'} | {'full', class}, or 'later' (nothing
+-- done) when the call numbered `prev` has not landed: pipelines overlap on one connection, and a
+-- call must not overtake an earlier one that failed and will be retried.
 local p, dttl, cap, max_events = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local okey, oprev, onum = ARGV[6], ARGV[7], ARGV[8]
+if okey ~= '' then
+  okey = p .. ':ingest:order:' .. okey
+  if oprev ~= '0' and redis.call('GET', okey) ~= oprev then
+    return 'later'
+  end
+  redis.call('SET', okey, onum, 'EX', 86400)
+end
 local recent = p .. ':ingest:recent'
 local stats = p .. ':stats'
 local classes = {'alert', 'message', 'receipt', 'presence', 'status', 'location'}
-local lens, total = {}, 0
+local lens, total, accepted = {}, 0, {}
 for _, c in ipairs(classes) do
   lens[c] = redis.call('XLEN', p .. ':outbox:' .. c)
   total = total + lens[c]
+  accepted[c] = 0
 end
-local function xadd(class, json)
+-- Compact entries (not starting with `{"dev"`) take the input's receive time as the id's
+-- milliseconds, so `rx` need not be stored; when the stream is already past that time (an older
+-- input retried, the clock stepped back) Redis picks the id and `rx` is kept as "r".
+local function xadd(class, json, now)
   lens[class] = lens[class] + 1
   total = total + 1
-  redis.call('HINCRBY', stats, 'accepted:' .. class, 1)
-  return redis.call('XADD', p .. ':outbox:' .. class, '*', 'e', json)
+  accepted[class] = accepted[class] + 1
+  local key = p .. ':outbox:' .. class
+  if string.sub(json, 1, 6) ~= '{"dev"' then
+    local id = redis.pcall('XADD', key, now .. '-*', 'e', json)
+    if type(id) ~= 'table' then return id end
+    json = string.sub(json, 1, -2) .. ',"r":' .. now .. '}'
+  end
+  return redis.call('XADD', key, '*', 'e', json)
 end
 
 -- Budget (SPEC §6): alerts always get in, and an input that carries one is accepted whole;
@@ -28,10 +51,10 @@ end
 -- a hard cap of 110%, if the guard cannot keep up.
 local function refused(a, n)
   for i = 0, n - 1 do
-    if ARGV[a + i * 4] == 'alert' then return nil end
+    if ARGV[a + i * 5] == 'alert' then return nil end
   end
   for i = 0, n - 1 do
-    local class = ARGV[a + i * 4]
+    local class = ARGV[a + i * 5]
     if class == 'message' then
       if lens['message'] + lens['alert'] >= math.floor(max_events * 0.25) or total >= max_events then
         return class
@@ -43,13 +66,27 @@ local function refused(a, n)
   return nil
 end
 
+-- Per device, what the call changes; written once at the end.
+local devs, order = {}, {}
+local hashes, pending = {}, {}
+local function device(dev)
+  local d = devs[dev]
+  if not d then
+    local state = redis.call('HGET', p .. ':dev:' .. dev, 'presence')
+    d = {state = state, new = not state, fields = {}, geo = nil, deadline = nil}
+    devs[dev] = d
+    table.insert(order, dev)
+  end
+  return d
+end
+
 local function accept(a)
   local dev, now, deadline, profile = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local dkey, h, check, online = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
   local topic = ARGV[a + 8]
   local n = tonumber(ARGV[a + 9])
   local ev = a + 10
-  if h ~= '' and check == '1' and redis.call('LPOS', recent, h) then
+  if h ~= '' and check == '1' and (pending[h] or redis.call('LPOS', recent, h)) then
     return {'dup'}
   end
   -- Only look at the decoder identity here: claiming it before the budget check would make a
@@ -66,56 +103,91 @@ local function accept(a)
     redis.call('SET', dedup, '1', 'EX', dttl)
   end
   if h ~= '' then
-    redis.call('LPUSH', recent, h)
-    redis.call('LTRIM', recent, 0, cap - 1)
+    pending[h] = true
+    table.insert(hashes, h)
   end
   local devkey = p .. ':dev:' .. dev
-  local state = redis.call('HGET', devkey, 'presence')
-  if not state then
-    redis.call('SADD', p .. ':devices', dev)
-  end
+  local d = device(dev)
   local out = {'ok'}
   local seen = (n == 0)
   local function go_online()
-    if state ~= 'online' then
-      table.insert(out, xadd('presence', online))
+    if d.state ~= 'online' then
+      table.insert(out, xadd('presence', online, now))
       redis.call('HSET', devkey, 'presence', 'online', 'presence_json', online)
-      state = 'online'
+      d.state = 'online'
     end
   end
   if seen then go_online() end
+  local went_offline = false
   for i = 0, n - 1 do
-    local b = ev + i * 4
-    local class, json, lon, lat = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+    local b = ev + i * 5
+    local class, json, latest, lon, lat = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
     if class == 'presence-off' then
-      if state == 'online' then
-        table.insert(out, xadd('presence', json))
-        redis.call('HSET', devkey, 'presence', 'offline', 'presence_json', json)
-        redis.call('ZREM', p .. ':presence:deadline', dev)
-        state = 'offline'
+      if d.state == 'online' then
+        table.insert(out, xadd('presence', json, now))
+        redis.call('HSET', devkey, 'presence', 'offline', 'presence_json', latest)
+        d.state = 'offline'
+        went_offline = true
       end
     else
       go_online()
-      table.insert(out, xadd(class, json))
-      redis.call('HSET', devkey, class, json)
-      if lon ~= '' then
-        redis.call('GEOADD', p .. ':geo', lon, lat, dev)
-      end
+      table.insert(out, xadd(class, json, now))
+      d.fields[class] = latest
+      if lon ~= '' then d.geo = {lon, lat} end
       seen = true
     end
   end
   if seen then
-    redis.call('HSET', devkey, 'last_seen', now, 'profile', profile)
-    if topic ~= '' then redis.call('HSET', devkey, 'topic', topic) end
-    redis.call('ZADD', p .. ':presence:deadline', deadline, dev)
+    d.fields['last_seen'] = now
+    d.fields['profile'] = profile
+    if topic ~= '' then d.fields['topic'] = topic end
+    d.deadline = deadline
+  elseif went_offline then
+    d.deadline = false
   end
   return out
 end
 
 local replies = {}
-local a = 6
+local a = 9
 for _ = 1, tonumber(ARGV[5]) do
   table.insert(replies, accept(a))
-  a = a + 10 + 4 * tonumber(ARGV[a + 9])
+  a = a + 10 + 5 * tonumber(ARGV[a + 9])
+end
+
+-- The call's writes, batched: one HSET per device, one ZADD/ZREM, GEOADD, SADD, LPUSH and
+-- stats update for all devices.
+local zadd, zrem, geo, new = {}, {}, {}, {}
+for _, dev in ipairs(order) do
+  local d = devs[dev]
+  local hs = {}
+  for k, v in pairs(d.fields) do
+    table.insert(hs, k)
+    table.insert(hs, v)
+  end
+  if #hs > 0 then redis.call('HSET', p .. ':dev:' .. dev, unpack(hs)) end
+  if d.deadline then
+    table.insert(zadd, d.deadline)
+    table.insert(zadd, dev)
+  elseif d.deadline == false then
+    table.insert(zrem, dev)
+  end
+  if d.geo then
+    table.insert(geo, d.geo[1])
+    table.insert(geo, d.geo[2])
+    table.insert(geo, dev)
+  end
+  if d.new then table.insert(new, dev) end
+end
+if #zadd > 0 then redis.call('ZADD', p .. ':presence:deadline', unpack(zadd)) end
+if #zrem > 0 then redis.call('ZREM', p .. ':presence:deadline', unpack(zrem)) end
+if #geo > 0 then redis.call('GEOADD', p .. ':geo', unpack(geo)) end
+if #new > 0 then redis.call('SADD', p .. ':devices', unpack(new)) end
+if #hashes > 0 then
+  redis.call('LPUSH', recent, unpack(hashes))
+  redis.call('LTRIM', recent, 0, cap - 1)
+end
+for _, c in ipairs(classes) do
+  if accepted[c] > 0 then redis.call('HINCRBY', stats, 'accepted:' .. c, accepted[c]) end
 end
 return replies

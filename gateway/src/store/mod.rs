@@ -4,6 +4,7 @@
 //! input is accepted atomically.
 
 mod budget;
+mod compact;
 pub mod down;
 mod outbox;
 mod presence;
@@ -35,6 +36,22 @@ pub enum StoreError {
     Redis(#[from] RedisError),
     #[error("unexpected reply from redis: {0}")]
     Reply(String),
+    /// An ordered call found the call before it missing (it failed and will be retried):
+    /// nothing was done.
+    #[error("an earlier ingest call has not landed yet")]
+    Later,
+}
+
+/// Where an ingest pipeline stands in its source's sequence (`ingest.lua`): its calls are
+/// numbered `first`, `first + 1`, …, and the first runs only if call `prev` landed (0: no
+/// condition, nothing is in flight before it). Pipelines may then overlap on the one
+/// connection and still apply in the order they were sent, as the inputs arrived.
+#[derive(Debug, Clone)]
+pub struct Order {
+    /// Names the sequence (one per source and process).
+    pub key: String,
+    pub prev: u64,
+    pub first: u64,
 }
 
 /// One input's events, ready to be accepted for one device.
@@ -127,12 +144,27 @@ impl Store {
     /// Accepts a batch of inputs in one pipeline. Per-item results; a transport error fails the
     /// whole call (the caller retries with `maybe_duplicate` set, which makes the retry safe).
     pub async fn ingest(&self, items: &[IngestItem]) -> Result<Vec<Outcome>, StoreError> {
+        self.ingest_ordered(items, None).await
+    }
+
+    /// Script calls a pipeline of `n` inputs takes (the numbers an [`Order`] uses up).
+    pub fn calls(n: usize) -> u64 {
+        n.div_ceil(SCRIPT_CHUNK) as u64
+    }
+
+    /// [`Store::ingest`] as part of an ordered sequence: `Err(StoreError::Later)` when the
+    /// pipeline before it has not landed (nothing of this one was done then).
+    pub async fn ingest_ordered(
+        &self,
+        items: &[IngestItem],
+        order: Option<&Order>,
+    ) -> Result<Vec<Outcome>, StoreError> {
         for attempt in 0..2 {
             // One script call per chunk: the invocation and the budget reading are paid once
             // per chunk, not per input; chunks keep each script run short.
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
-            for chunk in items.chunks(SCRIPT_CHUNK) {
+            for (i, chunk) in items.chunks(SCRIPT_CHUNK).enumerate() {
                 let mut cmd = redis::cmd("EVALSHA");
                 cmd.arg(self.ingest.get_hash())
                     .arg(0)
@@ -141,6 +173,14 @@ impl Store {
                     .arg(RECENT_CAP)
                     .arg(self.max_events)
                     .arg(chunk.len());
+                match order {
+                    Some(o) => {
+                        let n = o.first + i as u64;
+                        let prev = if i == 0 { o.prev } else { n - 1 };
+                        cmd.arg(&o.key).arg(prev).arg(n)
+                    }
+                    None => cmd.arg("").arg(0).arg(0),
+                };
                 for item in chunk {
                     self.ingest_args(&mut cmd, item);
                 }
@@ -166,6 +206,8 @@ impl Store {
                             out.push(parse_outcome(Ok(v))?);
                         }
                     }
+                    Value::SimpleString(s) if s == "later" => return Err(StoreError::Later),
+                    Value::BulkString(b) if b == b"later" => return Err(StoreError::Later),
                     other => return Err(StoreError::Reply(format!("{other:?}"))),
                 }
             }
@@ -215,7 +257,17 @@ impl Store {
                 Body::Presence(p) if p.state == PresenceState::Offline => "presence-off",
                 b => b.class().as_str(),
             };
-            cmd.arg(class).arg(e.to_stored_json(item.rx));
+            // The stream gets the compact form (presence stays full: rare, and its readers are
+            // not only the uplink); the device's latest state the full one (TAK, status read it).
+            let json = e.to_json();
+            let full = with_rx(&json, item.rx);
+            let stored = match &e.body {
+                Body::Presence(_) => None,
+                _ => compact::compact(&json, now),
+            };
+            cmd.arg(class)
+                .arg(stored.as_deref().unwrap_or(&full))
+                .arg(&full);
             match &e.body {
                 Body::Location(l) => cmd.arg(l.lon).arg(l.lat),
                 _ => cmd.arg("").arg(""),
@@ -262,6 +314,16 @@ impl Store {
         let (old,): (Vec<String>,) = pipe.query_async(&mut self.conn()).await?;
         Ok(old)
     }
+}
+
+/// `Event::to_stored_json` from an already serialised event.
+fn with_rx(json: &str, rx: DateTime<Utc>) -> String {
+    let mut s = String::with_capacity(json.len() + 32);
+    s.push_str(&json[..json.len() - 1]);
+    s.push_str(",\"rx\":\"");
+    s.push_str(&crate::event::format_ts(rx));
+    s.push_str("\"}");
+    s
 }
 
 fn parse_outcome(r: Result<Value, RedisError>) -> Result<Outcome, StoreError> {

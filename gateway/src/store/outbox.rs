@@ -26,7 +26,7 @@ impl Store {
             .arg(count)
             .query_async(&mut self.conn())
             .await?;
-        parse_entries(v)
+        parse_entries(v, class)
     }
 
     /// The id of the newest entry of `class`, or `"0-0"`.
@@ -39,7 +39,7 @@ impl Store {
             .arg(1)
             .query_async(&mut self.conn())
             .await?;
-        Ok(parse_entries(v)?
+        Ok(parse_entries(v, class)?
             .pop()
             .map(|e| e.id)
             .unwrap_or_else(|| "0-0".into()))
@@ -88,12 +88,14 @@ impl Store {
     }
 }
 
-fn parse_entries(v: Value) -> Result<Vec<OutboxEntry>, StoreError> {
+/// Stream rows as entries, each in the full stored form (compact ones expanded).
+fn parse_entries(v: Value, class: Class) -> Result<Vec<OutboxEntry>, StoreError> {
     let bad = |v: &Value| StoreError::Reply(format!("stream entry: {v:?}"));
     let Value::Array(rows) = v else {
         return Err(bad(&v));
     };
     let mut out = Vec::with_capacity(rows.len());
+    let mut expander = super::compact::Expander::default();
     for row in rows {
         let Value::Array(mut parts) = row else {
             return Err(bad(&row));
@@ -107,9 +109,11 @@ fn parse_entries(v: Value) -> Result<Vec<OutboxEntry>, StoreError> {
             Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
             other => return Err(StoreError::Reply(format!("stream field: {other:?}"))),
         };
+        let id = String::from_utf8_lossy(&id).into_owned();
+        let ms = parse_id(&id).map_or(0, |(ms, _)| ms);
         out.push(OutboxEntry {
-            id: String::from_utf8_lossy(&id).into_owned(),
-            json,
+            json: expander.expand(json, class, ms),
+            id,
         });
     }
     Ok(out)

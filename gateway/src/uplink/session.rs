@@ -2,7 +2,7 @@
 //! until the link is lost or we shut down.
 
 use super::cursor::CursorWriter;
-use super::window::{Batch, Window};
+use super::window::{self, Batch, Sizing, Window};
 use super::{region_topic, set_up, End};
 use crate::config::Uplink;
 use crate::context::Context;
@@ -19,6 +19,8 @@ use tracing::{info, warn};
 
 /// Time allowed for the broker's CONNACK.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most batches read from the outbox in one round trip (bounds one reply's size).
+const READ_BATCHES: usize = 16;
 /// SPEC §2: on shutdown wait this long for in-flight acknowledgements.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -32,6 +34,8 @@ struct Session<'a> {
     wake: &'a Notify,
     client: AsyncClient,
     window: Window,
+    /// How many batches may await PUBACK, from the measured round trip.
+    sizing: Sizing,
     /// Last id published per class (in flight or acknowledged).
     sent: [String; Class::COUNT],
     /// Entries at or below these ids were already waiting when the link came up.
@@ -59,16 +63,16 @@ pub async fn run(
     let state_topic = region_topic(u, gw, "state");
     let mut opts = crate::mqtt_opts::options(&u.broker)?;
     opts.set_clean_session(true)
-        .set_inflight((u.inflight + 8).min(u16::MAX as usize) as u16)
+        .set_inflight((window::MAX_BATCHES.max(u.inflight) + 8).min(u16::MAX as usize) as u16)
         .set_max_packet_size(1024 * 1024, 256 * 1024 * 1024)
-        .set_request_channel_capacity(u.inflight * 2 + 16)
+        .set_request_channel_capacity(window::MAX_BATCHES.max(u.inflight) * 2 + 16)
         .set_last_will(LastWill::new(
             &state_topic,
             r#"{"state":"offline"}"#,
             QoS::AtLeastOnce,
             true,
         ));
-    let (client, mut el) = AsyncClient::new(opts, u.inflight * 2 + 16);
+    let (client, mut el) = AsyncClient::new(opts, window::MAX_BATCHES.max(u.inflight) * 2 + 16);
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         tokio::select! {
@@ -92,6 +96,7 @@ pub async fn run(
         wake,
         client,
         window: Window::default(),
+        sizing: Sizing::new(u.inflight),
         sent: Default::default(),
         replay_upto: [(0, 0); Class::COUNT],
         idle: [false; Class::COUNT],
@@ -168,6 +173,7 @@ impl Session<'_> {
                 if let Packet::PubAck(ack) = &p {
                     if let Some(d) = self.window.ack_latency(ack.pkid) {
                         self.ctx.metrics.observe_puback(d);
+                        self.sizing.on_ack(d);
                     }
                     if let Some((class, id, n)) = self.window.acked(ack.pkid) {
                         if self.me == 0 {
@@ -185,20 +191,21 @@ impl Session<'_> {
         }
     }
 
-    /// Publishes batches, highest-priority class first, while the window has room.
+    /// Publishes batches, highest-priority class first, while the window has room (its size
+    /// from the round trip, its bytes within the memory bound).
     async fn fill(&mut self) {
         let u = self.u;
         if self.fill_blocked_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        while self.window.len() < u.inflight {
+        while self.window.len() < self.sizing.size() && self.window.bytes() < window::MAX_BYTES {
             let Some(class) = Class::ALL.into_iter().find(|c| !self.idle[c.index()]) else {
                 return;
             };
             let i = class.index();
             // Read for every free slot at once (one round trip instead of one per batch), then
             // cut the entries into batches.
-            let want = (u.inflight - self.window.len()) * u.batch_max_events;
+            let want = (self.sizing.size() - self.window.len()).min(READ_BATCHES) * u.batch_max_events;
             let entries = match self.ctx.store.read_after(class, &self.sent[i], want).await {
                 Ok(e) => e,
                 Err(e) => {
@@ -218,6 +225,7 @@ impl Session<'_> {
                     chunk,
                     self.replay_upto[i],
                 );
+                let bytes = payload.len();
                 let t = region_topic(u, &self.ctx.settings.gateway_id, &format!("up/{class}"));
                 if let Err(e) = self.client.try_publish(t, QoS::AtLeastOnce, false, payload) {
                     // The request channel is sized above the window, so this is a bug, not load.
@@ -229,6 +237,7 @@ impl Session<'_> {
                     class,
                     last_id: last_id.clone(),
                     len: chunk.len(),
+                    bytes,
                 });
                 self.sent[i] = last_id;
             }

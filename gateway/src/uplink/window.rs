@@ -5,12 +5,61 @@ use crate::event::Class;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-/// A published batch: its class, last entry id and size.
+/// A published batch: its class, last entry id, size and payload bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub class: Class,
     pub last_id: String,
     pub len: usize,
+    pub bytes: usize,
+}
+
+/// Most payload bytes awaiting PUBACK: what the window may hold in memory (rumqttc keeps each
+/// unacknowledged publish for republication), whatever the round trip.
+pub const MAX_BYTES: usize = 8 << 20;
+/// Most batches awaiting PUBACK (rumqttc's in-flight slots are sized for it).
+pub const MAX_BATCHES: usize = 256;
+
+/// The window's size from the measured PUBACK round trip, between `[uplink] inflight` and the
+/// memory bound. While a PUBACK comes back about as fast as the quickest seen (nothing queues
+/// at the hub or on the link), one more batch is allowed per PUBACK: the window doubles per
+/// round trip until the link is full. Once batches start to queue (the round trip is well
+/// above the quickest), it shrinks by one per such PUBACK. A link with a long round trip thus
+/// gets the window its bandwidth-delay product needs, a saturated hub no more than it drains.
+#[derive(Debug, Clone)]
+pub struct Sizing {
+    floor: usize,
+    cap: usize,
+    size: usize,
+    min_rtt: Option<Duration>,
+}
+
+impl Sizing {
+    pub fn new(floor: usize) -> Sizing {
+        let floor = floor.max(1);
+        Sizing {
+            floor,
+            cap: MAX_BATCHES.max(floor),
+            size: floor,
+            min_rtt: None,
+        }
+    }
+
+    /// Batches that may await PUBACK now.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// A tracked batch's PUBACK came `rtt` after it was written.
+    pub fn on_ack(&mut self, rtt: Duration) {
+        let min = *self.min_rtt.insert(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+        let slack = Duration::from_millis(2);
+        if rtt <= min * 2 + slack {
+            self.size = (self.size + 1).min(self.cap);
+        } else if rtt > min * 4 + slack * 2 {
+            self.size = (self.size - 1).max(self.floor);
+        }
+    }
 }
 
 /// Batches between `publish()` and PUBACK.
@@ -32,6 +81,15 @@ impl Window {
     /// Batches not yet acknowledged.
     pub fn len(&self) -> usize {
         self.per_class.iter().map(|q| q.len()).sum()
+    }
+
+    /// Payload bytes not yet acknowledged.
+    pub fn bytes(&self) -> usize {
+        self.per_class
+            .iter()
+            .flat_map(|q| q.iter())
+            .map(|(_, b, _)| b.bytes)
+            .sum()
     }
 
     /// True when nothing is in flight.
@@ -100,6 +158,7 @@ mod tests {
             class,
             last_id: id.into(),
             len: 2,
+            bytes: 100,
         }
     }
 
@@ -121,6 +180,29 @@ mod tests {
         assert_eq!(w.acked(11), None, "untracked publish");
         assert_eq!(w.acked(10), Some((Class::Location, "1-3".into(), 4)));
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn sizing_grows_while_acks_are_quick_and_shrinks_when_they_queue() {
+        let ms = Duration::from_millis;
+        let mut s = Sizing::new(8);
+        assert_eq!(s.size(), 8);
+        for _ in 0..20 {
+            s.on_ack(ms(3));
+        }
+        assert_eq!(s.size(), 28, "one more per quick PUBACK");
+        for _ in 0..5 {
+            s.on_ack(ms(40));
+        }
+        assert_eq!(s.size(), 23, "one less per queued PUBACK");
+        for _ in 0..100 {
+            s.on_ack(ms(40));
+        }
+        assert_eq!(s.size(), 8, "never below [uplink] inflight");
+        for _ in 0..1000 {
+            s.on_ack(ms(1));
+        }
+        assert_eq!(s.size(), MAX_BATCHES, "never above the memory bound");
     }
 
     #[test]

@@ -1,0 +1,238 @@
+//! The compact stored form of an outbox entry (docs/redis-layout.md): what a buffered event
+//! costs in Redis is mostly its JSON, so the stream keeps a shorter object and the uplink
+//! expands it back to the §5 object, byte for byte what [`Event::to_stored_json`] gives.
+//!
+//! Compact: `{"d":<dev>,<class fields>,"t":<ts − rx in ms>[,"s":"g"|"w"][,"r":<rx ms>]}`
+//! — no `class` (the stream names it), `rx` is the entry id's milliseconds unless `"r"` says
+//! otherwise (the ingest script adds it when Redis had to pick the id), `ts_src` is omitted
+//! when `device`, and the most common class fields have one-letter names ([`SHORT`]); the
+//! others keep theirs, values are kept as they are, in order. Entries that start with `{"dev"` are the full form (older gateways, presence
+//! and receipts) and pass through unchanged.
+//!
+//! [`Event::to_stored_json`]: crate::event::Event::to_stored_json
+
+use crate::event::{format_ts, Class};
+use chrono::{DateTime, TimeZone, Utc};
+
+/// The keys the compact form uses for itself; an event whose class fields use one of these
+/// (or a short name of [`SHORT`]) is stored in the full form instead.
+const OWN: [&str; 4] = ["d", "t", "s", "r"];
+/// Class fields and their names in the compact form.
+const SHORT: [(&str, &str); 10] = [
+    ("lat", "a"),
+    ("lon", "o"),
+    ("alt", "h"),
+    ("speed", "v"),
+    ("course", "c"),
+    ("acc", "e"),
+    ("hdop", "p"),
+    ("sats", "n"),
+    ("fix", "f"),
+    ("battery", "b"),
+];
+
+fn short(k: &str) -> Option<&'static str> {
+    SHORT.iter().find(|(l, _)| *l == k).map(|(_, s)| *s)
+}
+
+fn long(k: &str) -> Option<&'static str> {
+    SHORT.iter().find(|(_, s)| *s == k).map(|(l, _)| *l)
+}
+
+/// The compact form of `json` (an [`crate::event::Event::to_json`] object) received at
+/// `rx_ms`; `None` when it cannot be compacted (then store the full form).
+pub fn compact(json: &str, rx_ms: i64) -> Option<String> {
+    let fields = split(json)?;
+    let (mut dev, mut ts, mut src) = (None, None, None);
+    let mut out = String::with_capacity(json.len());
+    let mut rest = String::with_capacity(json.len());
+    for (k, v) in fields {
+        match k {
+            "dev" => dev = Some(v),
+            "class" => {}
+            "ts" => ts = Some(v),
+            "ts_src" => src = Some(v),
+            k if OWN.contains(&k) || long(k).is_some() => return None,
+            k => {
+                rest.push_str(",\"");
+                rest.push_str(short(k).unwrap_or(k));
+                rest.push_str("\":");
+                rest.push_str(v);
+            }
+        }
+    }
+    let ts_text = ts?.strip_prefix('"')?.strip_suffix('"')?;
+    let ts = DateTime::parse_from_rfc3339(ts_text).ok()?;
+    // Only what formats back to the same text (millisecond precision, years 0..=9999).
+    if format_ts(ts.with_timezone(&Utc)) != ts_text {
+        return None;
+    }
+    let src = match src? {
+        "\"device\"" => "",
+        "\"gps\"" => ",\"s\":\"g\"",
+        "\"gateway\"" => ",\"s\":\"w\"",
+        _ => return None,
+    };
+    out.push_str("{\"d\":");
+    out.push_str(dev?);
+    out.push_str(&rest);
+    out.push_str(",\"t\":");
+    out.push_str(&(ts.timestamp_millis() - rx_ms).to_string());
+    out.push_str(src);
+    out.push('}');
+    Some(out)
+}
+
+/// The full stored form of an entry of `class` with stream id milliseconds `id_ms`.
+/// Full-form entries come back as they are; a compact entry that does not parse is passed on
+/// unchanged too (the hub refuses and counts a bad event; the outbox never wedges on it).
+pub fn expand(json: String, class: Class, id_ms: u64) -> String {
+    Expander::default().expand(json, class, id_ms)
+}
+
+/// Expands many entries: formatting times is most of the work, and neighbouring entries
+/// mostly share their second, so the formatted second is kept for the next one.
+#[derive(Default)]
+pub struct Expander {
+    ts: SecondCache,
+    rx: SecondCache,
+}
+
+impl Expander {
+    /// [`expand`], reusing what the entries before formatted.
+    pub fn expand(&mut self, json: String, class: Class, id_ms: u64) -> String {
+        if json.starts_with("{\"dev\"") {
+            return json;
+        }
+        expand_compact(self, &json, class, id_ms).unwrap_or(json)
+    }
+}
+
+/// `format_ts` of one second's times: its text up to the fraction.
+#[derive(Default)]
+struct SecondCache {
+    sec: Option<i64>,
+    /// `YYYY-MM-DDTHH:MM:SS.`
+    prefix: String,
+}
+
+impl SecondCache {
+    fn push(&mut self, out: &mut String, ms: i64) -> Option<()> {
+        let (sec, frac) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+        if self.sec != Some(sec) {
+            let full = format_ts(Utc.timestamp_millis_opt(sec * 1000).single()?);
+            // `…SS.000Z`: keep up to the dot.
+            self.prefix = full.get(..full.len().checked_sub(4)?)?.to_string();
+            self.sec = Some(sec);
+        }
+        out.push_str(&self.prefix);
+        out.push(char::from(b'0' + (frac / 100) as u8));
+        out.push(char::from(b'0' + (frac / 10 % 10) as u8));
+        out.push(char::from(b'0' + (frac % 10) as u8));
+        out.push('Z');
+        Some(())
+    }
+}
+
+fn expand_compact(x: &mut Expander, json: &str, class: Class, id_ms: u64) -> Option<String> {
+    let fields = split(json)?;
+    let (mut dev, mut t, mut src, mut rx) = (None, None, "device", id_ms as i64);
+    let mut out = String::with_capacity(json.len() + 100);
+    let mut rest = String::with_capacity(json.len());
+    for (k, v) in fields {
+        match k {
+            "d" => dev = Some(v),
+            "t" => t = Some(v.parse::<i64>().ok()?),
+            "s" => {
+                src = match v {
+                    "\"g\"" => "gps",
+                    "\"w\"" => "gateway",
+                    _ => return None,
+                }
+            }
+            "r" => rx = v.parse().ok()?,
+            k => {
+                rest.push_str(",\"");
+                rest.push_str(long(k).unwrap_or(k));
+                rest.push_str("\":");
+                rest.push_str(v);
+            }
+        }
+    }
+    out.push_str("{\"dev\":");
+    out.push_str(dev?);
+    out.push_str(",\"class\":\"");
+    out.push_str(class.as_str());
+    out.push('"');
+    out.push_str(&rest);
+    out.push_str(",\"ts\":\"");
+    x.ts.push(&mut out, rx.checked_add(t?)?)?;
+    out.push_str("\",\"ts_src\":\"");
+    out.push_str(src);
+    out.push_str("\",\"rx\":\"");
+    x.rx.push(&mut out, rx)?;
+    out.push_str("\"}");
+    Some(out)
+}
+
+/// The top-level members of a JSON object written by us: (key, raw value text), in order.
+/// Keys are taken as they are (ours never need escapes); values are skipped over by their
+/// syntax (strings with escapes, nested objects and arrays), not parsed.
+fn split(json: &str) -> Option<Vec<(&str, &str)>> {
+    let b = json.as_bytes();
+    let mut out = Vec::with_capacity(12);
+    let mut i = 1;
+    if b.first() != Some(&b'{') {
+        return None;
+    }
+    if b.get(1) == Some(&b'}') {
+        return (b.len() == 2).then_some(out);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let k_end = i + 1 + json[i + 1..].find('"')?;
+        let key = &json[i + 1..k_end];
+        if b.get(k_end + 1) != Some(&b':') {
+            return None;
+        }
+        let v_start = k_end + 2;
+        let v_end = skip_value(b, v_start)?;
+        out.push((key, &json[v_start..v_end]));
+        match b.get(v_end) {
+            Some(b',') => i = v_end + 1,
+            Some(b'}') if v_end + 1 == b.len() => return Some(out),
+            _ => return None,
+        }
+    }
+}
+
+/// The end (exclusive) of the JSON value starting at `i`.
+fn skip_value(b: &[u8], mut i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let start = i;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while *b.get(i)? != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth > 0 => depth -= 1,
+            b',' | b'}' | b']' if depth == 0 => return (i > start).then_some(i),
+            _ => {}
+        }
+        i += 1;
+        if depth == 0 && i > start && matches!(b[start], b'"' | b'{' | b'[') {
+            return Some(i);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+#[path = "compact_tests.rs"]
+mod tests;
