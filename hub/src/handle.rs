@@ -26,7 +26,8 @@ pub enum Handled {
 }
 
 /// Handles one message.
-pub async fn handle(ctx: &Ctx, p: &Publish) -> Handled {
+/// `attempt` names this message's handling across its tries ([`Ctx::attempt`]).
+pub async fn handle(ctx: &Ctx, p: &Publish, attempt: &str) -> Handled {
     let Some(store) = ctx.store.get() else {
         return Handled::Retry(StoreError(redis::RedisError::from((
             redis::ErrorKind::Io,
@@ -43,7 +44,7 @@ pub async fn handle(ctx: &Ctx, p: &Publish) -> Handled {
         Kind::Up(_) => {
             let class = topic.rsplit('/').next().unwrap_or("");
             match batch::parse(gw, class, &p.payload, MAX_BATCH_BYTES) {
-                Ok(b) => store_batch(ctx, store, &b).await,
+                Ok(b) => store_batch(ctx, store, &b, attempt).await,
                 Err(e) => return refuse(ctx, e.reason(), &topic, &e.to_string()),
             }
         }
@@ -97,6 +98,7 @@ pub(crate) async fn store_batch(
     ctx: &Ctx,
     store: &crate::store::Store,
     b: &Parsed,
+    attempt: &str,
 ) -> Result<(), StoreError> {
     let class = b.class.as_str();
     ctx.metrics.batches.get_or_create(&label(class)).inc();
@@ -105,7 +107,7 @@ pub(crate) async fn store_batch(
         .get_or_create(&label(class))
         .inc_by(b.events.len() as u64);
     let started = Instant::now();
-    let (flags, _) = tokio::try_join!(store.store_batch(b), store.add_gateway(&b.gw))?;
+    let (flags, _) = tokio::try_join!(store.store_batch(b, attempt), store.add_gateway(&b.gw))?;
     ctx.metrics
         .store_seconds
         .observe(started.elapsed().as_secs_f64());

@@ -47,6 +47,8 @@ pub struct Ctx {
     /// The `[[tak]]` outputs' send queues, fed with what this receiver stores.
     pub tak: tak::Feed,
     gate: Mutex<LogGate>,
+    /// Source of [`Ctx::attempt`] tokens: this process's start and a counter.
+    attempts: (i64, std::sync::atomic::AtomicU64),
 }
 
 impl Ctx {
@@ -59,7 +61,18 @@ impl Ctx {
             downlink: Mutex::new(None),
             tak: tak::Feed::default(),
             gate: Mutex::new(LogGate::default()),
+            attempts: (
+                chrono::Utc::now().timestamp_millis(),
+                std::sync::atomic::AtomicU64::new(0),
+            ),
         })
+    }
+
+    /// A token naming one handling of one message (all its tries): the history script keeps
+    /// its answer under it, so a try made again after a lost reply gets the first answer.
+    pub fn attempt(&self) -> String {
+        let n = self.attempts.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}:{}:{n}", self.settings.id, self.attempts.0)
     }
 
     /// Publishes a down message QoS 1 (SPEC §8); `false` while not connected to the broker.

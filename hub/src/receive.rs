@@ -155,8 +155,9 @@ async fn session(ctx: &Arc<Ctx>, backoff: &mut Backoff) -> anyhow::Result<Option
 /// Handles one message until it is stored or refused, then acknowledges it.
 async fn process(ctx: &Ctx, client: &AsyncClient, p: Publish) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let attempt = ctx.attempt();
     loop {
-        match handle(ctx, &p).await {
+        match handle(ctx, &p, &attempt).await {
             Handled::Done => break,
             Handled::Retry(e) => {
                 ctx.metrics.store_errors.inc();

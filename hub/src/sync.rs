@@ -73,7 +73,7 @@ pub async fn sync(from: &Store, to: &Store, progress: &mut impl Write) -> anyhow
                 let page = from.events_raw(&gw, class, after, PAGE).await?;
                 let Some((last, _)) = page.last() else { break };
                 after = *last;
-                let flags = to.store_history(&gw, class, &page).await?;
+                let flags = to.store_history(&gw, class, &page, None).await?;
                 let mut latest = Vec::new();
                 for ((id, json), new) in page.iter().zip(&flags) {
                     if !new {

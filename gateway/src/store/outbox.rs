@@ -10,6 +10,13 @@ use redis::Value;
 pub use outpost_proto::batch::Entry as OutboxEntry;
 pub use outpost_proto::id::{next_id, parse_id};
 
+/// What [`Store::read_after_unless`] found.
+pub enum Read {
+    Entries(Vec<OutboxEntry>),
+    /// This higher-priority class has entries now: read it first.
+    Higher(Class),
+}
+
 impl Store {
     /// Up to `count` entries of `class` with ids after `after` (`"0-0"` = from the start).
     pub async fn read_after(
@@ -27,6 +34,46 @@ impl Store {
             .query_async(&mut self.conn())
             .await?;
         parse_entries(v, class)
+    }
+
+    /// As [`Store::read_after`], in one atomic snapshot with a look at each class in `higher`
+    /// (each after its own cursor): `Err(class)`-like [`Read::Higher`] when one of them is no
+    /// longer empty. One input's events are written by one script, so a pass that read a
+    /// higher class as empty and then finds this class's entries cannot send a lower class's
+    /// event before a higher class's event of the same input (drain order, SPEC §6).
+    pub async fn read_after_unless(
+        &self,
+        class: Class,
+        after: &str,
+        count: usize,
+        higher: &[(Class, &str)],
+    ) -> Result<Read, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (h, cursor) in higher {
+            pipe.cmd("XRANGE")
+                .arg(self.key(&format!("outbox:{h}")))
+                .arg(next_id(cursor))
+                .arg("+")
+                .arg("COUNT")
+                .arg(1);
+        }
+        pipe.cmd("XRANGE")
+            .arg(self.key(&format!("outbox:{class}")))
+            .arg(next_id(after))
+            .arg("+")
+            .arg("COUNT")
+            .arg(count);
+        let mut replies: Vec<Value> = pipe.query_async(&mut self.conn()).await?;
+        let Some(own) = replies.pop() else {
+            return Err(StoreError::Reply("empty MULTI reply".into()));
+        };
+        for ((h, _), r) in higher.iter().zip(replies) {
+            if matches!(&r, Value::Array(rows) if !rows.is_empty()) {
+                return Ok(Read::Higher(*h));
+            }
+        }
+        Ok(Read::Entries(parse_entries(own, class)?))
     }
 
     /// The id of the newest entry of `class`, or `"0-0"`.

@@ -7,7 +7,7 @@ use super::{region_topic, set_up, End};
 use crate::config::Uplink;
 use crate::context::Context;
 use crate::event::{format_ts, Class};
-use crate::store::parse_id;
+use crate::store::{parse_id, Read};
 use crate::util::backoff::Backoff;
 use chrono::Utc;
 use outpost_proto::batch;
@@ -206,8 +206,24 @@ impl Session<'_> {
             // Read for every free slot at once (one round trip instead of one per batch), then
             // cut the entries into batches.
             let want = (self.sizing.size() - self.window.len()).min(READ_BATCHES) * u.batch_max_events;
-            let entries = match self.ctx.store.read_after(class, &self.sent[i], want).await {
-                Ok(e) => e,
+            // The classes before this one were read as empty since the last wake: look again
+            // in the same snapshot, so one input's presence never trails its status.
+            let higher: Vec<(Class, &str)> = Class::ALL
+                .into_iter()
+                .take_while(|c| *c != class)
+                .map(|c| (c, self.sent[c.index()].as_str()))
+                .collect();
+            let read = self
+                .ctx
+                .store
+                .read_after_unless(class, &self.sent[i], want, &higher)
+                .await;
+            let entries = match read {
+                Ok(Read::Entries(e)) => e,
+                Ok(Read::Higher(h)) => {
+                    self.idle[h.index()] = false;
+                    continue;
+                }
                 Err(e) => {
                     warn!(error = %e, "cannot read outbox; retrying in 1s");
                     self.fill_blocked_until = Some(Instant::now() + Duration::from_secs(1));

@@ -27,6 +27,16 @@ impl Keys {
         format!("{}:{{gw:{gw}}}:marks:{}", self.p, class.as_str())
     }
 
+    /// The history script's answer for one batch (its first and last padded ids, its size),
+    /// kept briefly so a call made again after a lost reply answers as the first did.
+    pub fn applied(&self, gw: &str, class: Class, first: &str, last: &str, n: usize) -> String {
+        format!(
+            "{}:{{gw:{gw}}}:applied:{}:{first}:{last}:{n}",
+            self.p,
+            class.as_str()
+        )
+    }
+
     /// A gateway's meta hash: liveness, last batch, counters, dedup floor and top.
     pub fn gw_meta(&self, gw: &str) -> String {
         format!("{}:{{gw:{gw}}}:meta", self.p)

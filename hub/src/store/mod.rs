@@ -88,7 +88,8 @@ impl Store {
     /// Stores a checked batch: history and dedup in one atomic call, then the devices' latest
     /// state. Returns, per event, whether it was new. On `Err` nothing may be acknowledged;
     /// running it again is harmless (both steps are idempotent).
-    pub async fn store_batch(&self, b: &Parsed) -> Result<Vec<bool>, StoreError> {
+    /// `attempt` names this handling of the batch across its tries ([`crate::Ctx::attempt`]).
+    pub async fn store_batch(&self, b: &Parsed, attempt: &str) -> Result<Vec<bool>, StoreError> {
         let mut items = Vec::with_capacity(b.events.len());
         let mut latest = Vec::with_capacity(b.events.len());
         for e in &b.events {
@@ -106,24 +107,32 @@ impl Store {
         // need not wait for the history script; if either fails the batch is not acknowledged
         // and both run again. One fsync'd round trip per batch instead of two.
         let (flags, ()) = tokio::try_join!(
-            self.store_history(&b.gw, b.class, &items),
+            self.store_history(&b.gw, b.class, &items, Some(attempt)),
             self.apply_latest(latest)
         )?;
         Ok(flags)
     }
 
-    /// The history script for (gw, class) over events already in stored form.
+    /// The history script for (gw, class) over events already in stored form. With an
+    /// `attempt`, its answer is kept for 5 minutes under the batch's key and given again to a
+    /// try of the same attempt (a reply lost to a timeout); sync passes `None`.
     pub async fn store_history(
         &self,
         gw: &str,
         class: outpost_proto::Class,
         items: &[(EventId, String)],
+        attempt: Option<&str>,
     ) -> Result<Vec<bool>, StoreError> {
         let now = Utc::now().timestamp_millis();
         let mut inv = self.history.prepare_invoke();
+        let (first, last) = match (items.first(), items.last()) {
+            (Some(f), Some(l)) => (keys::pad(f.0), keys::pad(l.0)),
+            _ => return Ok(Vec::new()),
+        };
         inv.key(self.keys.history(gw, class))
             .key(self.keys.marks(gw, class))
             .key(self.keys.gw_meta(gw))
+            .key(self.keys.applied(gw, class, &first, &last, items.len()))
             .arg(now)
             .arg(now - self.retention_ms)
             .arg(class.as_str())
@@ -131,6 +140,7 @@ impl Store {
         for (id, json) in items {
             inv.arg(keys::pad(*id)).arg(json);
         }
+        inv.arg(attempt.unwrap_or(""));
         let flags: Vec<i64> = inv.invoke_async(&mut self.conn()).await?;
         Ok(flags.into_iter().map(|f| f == 1).collect())
     }

@@ -54,8 +54,9 @@ pub async fn run(
         }
         for b in batches(&ctx, &gw, &self_uid, &got) {
             let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+            let attempt = ctx.attempt();
             // A TAK server cannot be asked again: retry until stored (or shutdown).
-            while let Err(e) = store_batch(&ctx, &store, &b).await {
+            while let Err(e) = store_batch(&ctx, &store, &b, &attempt).await {
                 ctx.metrics.store_errors.inc();
                 let delay = backoff.next_delay();
                 if let Some(s) = ctx.log_gate("tak-store") {

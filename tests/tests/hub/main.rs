@@ -10,6 +10,7 @@ mod check;
 mod ingest;
 mod messages;
 mod queries;
+mod retry;
 mod sync;
 
 use std::time::Duration;
