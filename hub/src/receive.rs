@@ -105,6 +105,12 @@ async fn session(ctx: &Arc<Ctx>, backoff: &mut Backoff) -> anyhow::Result<Option
         *d = Some(client.clone());
     }
     let tracker = TaskTracker::new();
+    // At most `receive_maximum` messages parsed and in Redis at once, whatever the broker
+    // sends: the rest wait as raw payloads. (The broker should stop at our receive maximum;
+    // a burst from 1,000 gateways showed the hub growing past 1 GB without this bound.)
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        ctx.settings.receive_maximum as usize,
+    ));
     // Up (and `/healthz` 200) once the broker confirmed all three subscriptions: before
     // that, batches published to the shared subscription could miss this receiver.
     let mut subacks = 0;
@@ -120,8 +126,11 @@ async fn session(ctx: &Arc<Ctx>, backoff: &mut Backoff) -> anyhow::Result<Option
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let (ctx, client) = (ctx.clone(), client.clone());
-                    tracker.spawn(async move { process(&ctx, &client, p).await });
+                    let (ctx, client, permits) = (ctx.clone(), client.clone(), permits.clone());
+                    tracker.spawn(async move {
+                        let Ok(_permit) = permits.acquire_owned().await else { return };
+                        process(&ctx, &client, p).await
+                    });
                 }
                 Ok(_) => {}
                 Err(e) => break Some(format!("{e}")),

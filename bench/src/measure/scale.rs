@@ -362,7 +362,8 @@ pub fn run(
     let mem1 = info_field(&mut conn, "memory", "used_memory")?;
     let total = (steady_events + burst_events) as f64;
     let per_100k = |i: usize| (cpu1[i] - cpu0[i]) * 100_000.0 / total;
-    let rss = |p: u32| procstat::sample(p).map(|s| s.rss).unwrap_or(0);
+    // Peak resident memory (VmHWM) over the run.
+    let rss = |p: u32| procstat::sample(p).map(|s| s.hwm).unwrap_or(0);
     let res = Scale {
         gateways,
         receivers,
@@ -403,7 +404,7 @@ pub fn markdown(s: &Scale) -> String {
          | CPU-s per 100k events: receivers / broker / Redis / simulator | {:.2} / {:.2} / {:.2} / {:.2} |\n\
          | Redis bytes per stored event (used_memory growth) | {:.0} |\n\
          | uplink bytes per event (topic + payload) | {:.0} |\n\
-         | RSS: receivers / broker | {:.1} MiB / {:.1} MiB |\n",
+         | peak RSS: receivers / broker | {:.1} MiB / {:.1} MiB |\n",
         s.gateways,
         s.receivers,
         s.connect.as_secs_f64(),
