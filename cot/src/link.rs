@@ -59,6 +59,36 @@ pub struct LinkConfig {
     pub resend_window: Duration,
 }
 
+impl LinkConfig {
+    /// A link as the gateway and the hub run it: `me` announced first on every connect,
+    /// reconnects backing off 250 ms … 30 s, alerts and chats of the last [`RESEND_WINDOW`]
+    /// sent again after a break.
+    pub fn announcing(
+        name: String,
+        endpoint: Endpoint,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        me: crate::encode::Unit,
+        self_uid: String,
+        own: crate::Own,
+        subscribe: bool,
+    ) -> LinkConfig {
+        LinkConfig {
+            name,
+            endpoint,
+            tls,
+            announce: Some(Arc::new(move || {
+                crate::encode::announce(&me, chrono::Utc::now())
+            })),
+            self_uid,
+            own,
+            subscribe,
+            backoff_min: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(30),
+            resend_window: RESEND_WINDOW,
+        }
+    }
+}
+
 /// What a link did, for metrics and tests.
 #[derive(Debug, Default)]
 pub struct LinkStats {

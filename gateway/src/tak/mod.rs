@@ -18,7 +18,6 @@ use crate::context::Context;
 use anyhow::Context as _;
 use outpost_cot::link::LinkConfig;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Runs one `[[tak]]` output until the gateway stops or the output is reconfigured.
 pub async fn run(ctx: Context, out: TakOutput) -> anyhow::Result<()> {
@@ -43,20 +42,15 @@ pub async fn run(ctx: Context, out: TakOutput) -> anyhow::Result<()> {
         settings: ctx.settings.clone(),
     });
     let me = feed::self_unit(&ctx.settings, &out.callsign);
-    let cfg = LinkConfig {
-        name: out.name.clone(),
-        endpoint: out.endpoint.clone(),
+    let cfg = LinkConfig::announcing(
+        out.name.clone(),
+        out.endpoint.clone(),
         tls,
-        announce: Some(Arc::new(move || {
-            outpost_cot::encode::announce(&me, chrono::Utc::now())
-        })),
-        self_uid: outpost_cot::self_uid(&ctx.settings.gateway_id),
-        own: outpost_cot::Own::Gateway(ctx.settings.gateway_id.clone()),
-        subscribe: out.subscribe,
-        backoff_min: Duration::from_millis(250),
-        backoff_max: Duration::from_secs(30),
-        resend_window: outpost_cot::link::RESEND_WINDOW,
-    };
+        me,
+        outpost_cot::self_uid(&ctx.settings.gateway_id),
+        outpost_cot::Own::Gateway(ctx.settings.gateway_id.clone()),
+        out.subscribe,
+    );
     let stats = figures.link.clone();
     ctx.tak.register_link(&stats);
     let (tx, rx) = tokio::sync::mpsc::channel(256);

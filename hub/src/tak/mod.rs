@@ -24,7 +24,6 @@ use outpost::config::TakOutput;
 use outpost_cot::encode::Unit;
 use outpost_cot::link::LinkConfig;
 use std::sync::Arc;
-use std::time::Duration;
 use tracing::warn;
 
 /// The hub's own uid on TAK servers.
@@ -67,20 +66,15 @@ async fn run(ctx: Arc<Ctx>, store: Store, out: TakOutput) {
         callsign: out.callsign.clone(),
         cot_type: "a-f-G-U-C-I".to_string(),
     };
-    let cfg = LinkConfig {
-        name: out.name.clone(),
-        endpoint: out.endpoint.clone(),
+    let cfg = LinkConfig::announcing(
+        out.name.clone(),
+        out.endpoint.clone(),
         tls,
-        announce: Some(Arc::new(move || {
-            outpost_cot::encode::announce(&me, chrono::Utc::now())
-        })),
-        self_uid: uid.clone(),
-        own: outpost_cot::Own::AnyOutpost,
-        subscribe: out.subscribe,
-        backoff_min: Duration::from_millis(250),
-        backoff_max: Duration::from_secs(30),
-        resend_window: outpost_cot::link::RESEND_WINDOW,
-    };
+        me,
+        uid.clone(),
+        outpost_cot::Own::AnyOutpost,
+        out.subscribe,
+    );
     let picture = Arc::new(picture::StorePicture {
         store: store.clone(),
     });
