@@ -180,16 +180,17 @@ impl Results {
         ) {
             let _ = writeln!(
                 t,
-                "| 4. RSS at 100 devices × 1 Hz (peak) | {} ({}) | {} ({}) bridging mosquitto | | ≤ 12 MB | {} |",
-                mib(o.main.rss), mib(o.main.hwm), mib(b.main.rss), mib(b.main.hwm),
-                verdict(o.main.hwm <= 12_000_000)
+                "| 4. RSS at {} devices × 1 Hz (peak) | {} ({}) | {} ({}) bridging mosquitto | | ≤ 12 MB at 100 | {} |",
+                o.devices, mib(o.main.rss), mib(o.main.hwm), mib(b.main.rss), mib(b.main.hwm),
+                goal_at_100(o.devices, o.main.hwm <= 12_000_000)
             );
             let _ = writeln!(
                 t,
-                "| 4. CPU at 100 devices × 1 Hz | {:.2}% of a core | {:.2}% | | ≤ 1% | {} |",
+                "| 4. CPU at {} devices × 1 Hz | {:.2}% of a core | {:.2}% | | ≤ 1% at 100 | {} |",
+                o.devices,
                 o.main.cpu * 100.0,
                 b.main.cpu * 100.0,
-                verdict(o.main.cpu <= 0.01)
+                goal_at_100(o.devices, o.main.cpu <= 0.01)
             );
             if let Some(r) = &o.redis {
                 let _ = writeln!(
@@ -222,5 +223,14 @@ impl Results {
                 );
             }
         }
+    }
+}
+
+/// The footprint goals are set at 100 devices; at other counts the figures are reported only.
+fn goal_at_100(devices: u64, ok: bool) -> &'static str {
+    if devices == 100 {
+        verdict(ok)
+    } else {
+        "reported"
     }
 }

@@ -30,6 +30,8 @@ pub struct Footprint {
     pub redis: Option<Usage>,
     pub uplink_bytes_per_event: f64,
     pub events: u64,
+    /// Devices reporting at 1 Hz each.
+    pub devices: u64,
 }
 
 fn usage(a: &Sample, b: &Sample) -> Usage {
@@ -44,6 +46,7 @@ pub fn run(
     rt: &Runtime,
     duration: Duration,
     tuning: BrokerTuning,
+    devices: u64,
 ) -> anyhow::Result<Vec<Footprint>> {
     let suts = [
         Sut::start(Kind::Outpost, tuning)?,
@@ -72,12 +75,12 @@ pub fn run(
         .iter()
         .map(|(p, r)| Ok((take(*p)?, r.map(take).transpose()?)))
         .collect::<anyhow::Result<_>>()?;
-    let n = 100 * duration.as_secs();
+    let n = devices * duration.as_secs();
     let l = Load {
-        devices: 100,
+        devices: devices as usize,
         conns: 4,
         total: n,
-        rate: Some(100.0),
+        rate: Some(devices as f64),
         tst_base: load::tst_base(),
     };
     let (a, b) = rt.block_on(async {
@@ -112,6 +115,7 @@ pub fn run(
             uplink_bytes_per_event: c.bytes.load(std::sync::atomic::Ordering::Relaxed) as f64
                 / events.max(1) as f64,
             events,
+            devices,
         });
     }
     Ok(out)
