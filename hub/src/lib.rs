@@ -71,7 +71,10 @@ impl Ctx {
     /// A token naming one handling of one message (all its tries): the history script keeps
     /// its answer under it, so a try made again after a lost reply gets the first answer.
     pub fn attempt(&self) -> String {
-        let n = self.attempts.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .attempts
+            .1
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         format!("{}:{}:{n}", self.settings.id, self.attempts.0)
     }
 

@@ -3,9 +3,9 @@
 //! store has accepted it (SPEC §6).
 
 pub mod lines;
-mod pipeline;
 pub mod meshtastic_serial;
 pub mod mqtt;
+mod pipeline;
 pub mod serial;
 pub mod topic;
 

@@ -182,7 +182,11 @@ impl Worker {
         } else {
             let order = Order {
                 key: self.order_key.clone(),
-                prev: if self.flights.is_empty() { 0 } else { self.last },
+                prev: if self.flights.is_empty() {
+                    0
+                } else {
+                    self.last
+                },
                 first: self.last + 1,
             };
             self.last += Store::calls(items.len());
@@ -228,7 +232,9 @@ impl Worker {
                 }
                 Err(e) => {
                     match e {
-                        StoreError::Later => debug!("ingest pipeline behind a failed one; retrying in order"),
+                        StoreError::Later => {
+                            debug!("ingest pipeline behind a failed one; retrying in order")
+                        }
                         e => warn!(error = %e, "redis write failed; holding inputs unacknowledged"),
                     }
                     // It may have landed with its reply lost: the retry is recognised by hash.

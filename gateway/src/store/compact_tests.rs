@@ -8,7 +8,10 @@ fn at(ms: i64) -> DateTime<Utc> {
 fn events() -> Vec<Event> {
     let mut extra = serde_json::Map::new();
     extra.insert("note".into(), r#"a "quoted", {braced} [x] \ text"#.into());
-    extra.insert("nested".into(), serde_json::json!({"a": [1, {"b": "}"}], "c": null}));
+    extra.insert(
+        "nested".into(),
+        serde_json::json!({"a": [1, {"b": "}"}], "c": null}),
+    );
     let ev = |body, ts_src| Event {
         dev: "bench-d007".into(),
         body,

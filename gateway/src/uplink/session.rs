@@ -205,7 +205,8 @@ impl Session<'_> {
             let i = class.index();
             // Read for every free slot at once (one round trip instead of one per batch), then
             // cut the entries into batches.
-            let want = (self.sizing.size() - self.window.len()).min(READ_BATCHES) * u.batch_max_events;
+            let want =
+                (self.sizing.size() - self.window.len()).min(READ_BATCHES) * u.batch_max_events;
             // The classes before this one were read as empty since the last wake: look again
             // in the same snapshot, so one input's presence never trails its status.
             let higher: Vec<(Class, &str)> = Class::ALL

@@ -52,7 +52,9 @@ impl Sizing {
 
     /// A tracked batch's PUBACK came `rtt` after it was written.
     pub fn on_ack(&mut self, rtt: Duration) {
-        let min = *self.min_rtt.insert(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+        let min = *self
+            .min_rtt
+            .insert(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
         let slack = Duration::from_millis(2);
         if rtt <= min * 2 + slack {
             self.size = (self.size + 1).min(self.cap);

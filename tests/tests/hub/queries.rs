@@ -114,7 +114,9 @@ fn several_fixes_of_a_device_in_one_batch_keep_the_newest_and_the_whole_track() 
     let d = api.json("/api/v1/devices/u1").unwrap();
     assert_eq!(d["location"]["lat"], 10.3, "{d}");
     assert_eq!(d["location"]["ts"], "2026-11-30T11:00:03.000Z", "{d}");
-    let near = api.json("/api/v1/near?lat=10.3&lon=20.3&radius_m=1000").unwrap();
+    let near = api
+        .json("/api/v1/near?lat=10.3&lon=20.3&radius_m=1000")
+        .unwrap();
     let found: Vec<&str> = near
         .as_array()
         .unwrap()
@@ -147,8 +149,14 @@ fn several_fixes_of_a_device_in_one_batch_keep_the_newest_and_the_whole_track() 
         .unwrap()
         .len()
         == 5));
-    assert_eq!(api.json("/api/v1/devices/u1").unwrap()["location"]["lat"], 10.3);
-    assert_eq!(api.json("/api/v1/devices/u2").unwrap()["location"]["lat"], 40.0);
+    assert_eq!(
+        api.json("/api/v1/devices/u1").unwrap()["location"]["lat"],
+        10.3
+    );
+    assert_eq!(
+        api.json("/api/v1/devices/u2").unwrap()["location"]["lat"],
+        40.0
+    );
 }
 
 /// Great-circle distance, written out here independently of the hub's.

@@ -33,11 +33,20 @@ fn a_try_after_a_lost_reply_gets_the_first_answer_and_a_republished_batch_gets_d
         // The same attempt again: its first call stored both.
         assert_eq!(store.store_batch(&b, "r1:1:1").await.unwrap(), [true, true]);
         // Another attempt with the same batch (republished, redelivered): duplicates.
-        assert_eq!(store.store_batch(&b, "r1:1:2").await.unwrap(), [false, false]);
-        assert_eq!(store.store_batch(&b, "r2:5:1").await.unwrap(), [false, false]);
+        assert_eq!(
+            store.store_batch(&b, "r1:1:2").await.unwrap(),
+            [false, false]
+        );
+        assert_eq!(
+            store.store_batch(&b, "r2:5:1").await.unwrap(),
+            [false, false]
+        );
         // A batch cut differently around a new event: only the new one is new.
         let c = parse(&[loc(11, "u9", 1.1, 2.1, ts), loc(12, "u9", 1.2, 2.2, ts)]);
-        assert_eq!(store.store_batch(&c, "r1:1:3").await.unwrap(), [false, true]);
+        assert_eq!(
+            store.store_batch(&c, "r1:1:3").await.unwrap(),
+            [false, true]
+        );
         // Stored once each, whatever the answers said.
         let mut conn = redis.conn().unwrap();
         let n: u64 = redis::cmd("ZCARD")
