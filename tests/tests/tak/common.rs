@@ -104,32 +104,32 @@ pub fn is_pli_at(e: &Element, uid: &str, lat: f64, lon: f64) -> bool {
         && close(num(e, &["point"], "lon"), lon)
 }
 
-fn now() -> (String, String) {
+/// A CoT `<event>` as ATAK starts one: version 2.0, time = start = now, stale in 5 minutes.
+fn event(uid: impl Into<String>, cot_type: &str, how: &str) -> Element {
     let n = chrono::Utc::now();
     let f =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    (f(n), f(n + chrono::Duration::minutes(5)))
+    let t = f(n);
+    Element::new("event")
+        .attr("version", "2.0")
+        .attr("uid", uid)
+        .attr("type", cot_type)
+        .attr("how", how)
+        .attr("time", t.as_str())
+        .attr("start", t)
+        .attr("stale", f(n + chrono::Duration::minutes(5)))
 }
 
 /// An ATAK user's own PLI (self-description: takv, contact, __group, as ATAK sends it).
 pub fn atak_pli(uid: &str, callsign: &str, lat: f64, lon: f64) -> String {
-    let (t, stale) = now();
-    let mut e = Element::new("event")
-        .attr("version", "2.0")
-        .attr("uid", uid)
-        .attr("type", "a-f-G-U-C")
-        .attr("how", "h-e")
-        .attr("time", t.as_str())
-        .attr("start", t.as_str())
-        .attr("stale", stale)
-        .child(
-            Element::new("point")
-                .attr("lat", lat.to_string())
-                .attr("lon", lon.to_string())
-                .attr("hae", "9999999.0")
-                .attr("ce", "9999999.0")
-                .attr("le", "9999999.0"),
-        );
+    let mut e = event(uid, "a-f-G-U-C", "h-e").child(
+        Element::new("point")
+            .attr("lat", lat.to_string())
+            .attr("lon", lon.to_string())
+            .attr("hae", "9999999.0")
+            .attr("ce", "9999999.0")
+            .attr("le", "9999999.0"),
+    );
     let detail = Element::new("detail")
         .child(
             Element::new("takv")
@@ -160,21 +160,13 @@ pub fn atak_pli(uid: &str, callsign: &str, lat: f64, lon: f64) -> String {
 
 /// ATAK's 911 alert (`b-a-o-tbl`) or its cancel (`b-a-o-can`) for user `uid`.
 pub fn atak_emergency(uid: &str, callsign: &str, cot_type: &str, lat: f64, lon: f64) -> String {
-    let (t, stale) = now();
     let mut em = Element::new("emergency").with_text(callsign);
     em = if cot_type == "b-a-o-can" {
         em.attr("cancel", "true")
     } else {
         em.attr("type", "911 Alert")
     };
-    Element::new("event")
-        .attr("version", "2.0")
-        .attr("uid", format!("{uid}-9-1-1"))
-        .attr("type", cot_type)
-        .attr("how", "m-g")
-        .attr("time", t.as_str())
-        .attr("start", t.as_str())
-        .attr("stale", stale)
+    event(format!("{uid}-9-1-1"), cot_type, "m-g")
         .child(
             Element::new("point")
                 .attr("lat", lat.to_string())
