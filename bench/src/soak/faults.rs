@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use outpost_system_tests::feed::Publisher;
-use outpost_system_tests::wait_until;
+use outpost_system_tests::{wait_until, Rng};
 
 use super::Soak;
 
@@ -57,28 +57,6 @@ pub struct Outcome {
     /// Anything that went wrong with the rig itself (a restart that failed, a quiet point
     /// that was not reached), for the report.
     pub trouble: Option<String>,
-}
-
-/// SplitMix64, seeded: a run can be replayed with `--seed`.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[lo, hi)` ms.
-    pub fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.next() % (hi - lo).max(1))
-    }
 }
 
 /// Applies `fault`, holds it, repairs it.

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use outpost_system_tests::feed::{Feed, Publisher};
 use outpost_system_tests::tally::check;
-use outpost_system_tests::{GatewayConfig, Hub, Mosquitto, Outpost, RedisServer, TcpProxy};
+use outpost_system_tests::{GatewayConfig, Hub, Mosquitto, Outpost, RedisServer, Rng, TcpProxy};
 
-use faults::{Fault, Rng};
+use faults::Fault;
 use watch::Watch;
 
 /// Gateway id and uplink prefix of the soak.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use outpost_system_tests::{wait_until, Device};
 use serde_json::{json, Value};
 
-use crate::common::{check, secs, Rig, RigOpts, Rng, CLASSES, GW};
+use crate::common::{check, rng_from_env, secs, Rig, RigOpts, CLASSES, GW};
 use crate::drive::{dist_to_track, drive, Fix};
 
 const BUDGET: u64 = 1000;
@@ -112,7 +112,7 @@ fn drops(rig: &Rig) -> BTreeMap<String, u64> {
 #[test]
 fn outbox_thinning_keeps_each_track_within_25m_and_the_outbox_near_budget() {
     let t = Instant::now();
-    let mut rng = Rng::from_env("outbox_thinning", 0x0F7_u64);
+    let mut rng = rng_from_env("outbox_thinning", 0x0F7_u64);
     let (rig, base) = start_rig();
     let grew = |c: &str| rig.accepted(c) - base[c];
     let sampler = Sampler::start(rig.redis.client());

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use outpost_system_tests::{
-    parse_event_id, wait_until, EventId, GatewayConfig, Hub, Mosquitto, Outpost, RedisServer,
+    parse_event_id, wait_until, EventId, GatewayConfig, Hub, Mosquitto, Outpost, RedisServer, Rng,
     TcpProxy, WireTap,
 };
 use serde_json::{json, Value};
@@ -24,39 +24,15 @@ pub const CLASSES: [&str; 6] = [
 
 // ------------------------------------------------------------------------------- random
 
-/// SplitMix64: a seeded, dependency-free RNG so a failing run can be replayed
-/// (`OUTPOST_FAULT_SEED=<n>`).
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded from `OUTPOST_FAULT_SEED` if set, else `default`; prints the seed.
-    pub fn from_env(test: &str, default: u64) -> Rng {
-        let seed = std::env::var("OUTPOST_FAULT_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default);
-        eprintln!("[{test}] seed {seed} (replay with OUTPOST_FAULT_SEED={seed})");
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[lo, hi)` milliseconds.
-    pub fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.next() % (hi - lo))
-    }
-
-    /// Uniform in `[-1, 1)`.
-    pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-    }
+/// The fault schedule's RNG, seeded from `OUTPOST_FAULT_SEED` if set, else `default`; prints
+/// the seed so a failing run can be replayed.
+pub fn rng_from_env(test: &str, default: u64) -> Rng {
+    let seed = std::env::var("OUTPOST_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    eprintln!("[{test}] seed {seed} (replay with OUTPOST_FAULT_SEED={seed})");
+    Rng::new(seed)
 }
 
 // ------------------------------------------------------------------------------- rig

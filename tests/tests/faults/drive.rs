@@ -1,7 +1,7 @@
 //! A generated drive for the thinning test: straight legs, turns of 45–120°, curves and stops,
 //! one fix a second with a little GPS noise; and the distance from a fix to a track.
 
-use crate::common::Rng;
+use outpost_system_tests::Rng;
 
 /// One fix of a drive.
 #[derive(Clone, Copy, Debug)]

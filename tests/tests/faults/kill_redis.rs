@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use outpost_system_tests::wait_until;
 
-use crate::common::{secs, Feed, Publisher, Rig, RigOpts, Rng, CLASSES, GW};
+use crate::common::{rng_from_env, secs, Feed, Publisher, Rig, RigOpts, CLASSES, GW};
 
 /// Kills Redis, waits `down`, restarts it; checks no stream's last id went back.
 fn kill_and_restart(rig: &mut Rig, down: Duration) {
@@ -26,7 +26,7 @@ fn kill_and_restart(rig: &mut Rig, down: Duration) {
 #[test]
 fn acked_events_survive_redis_kill9_and_ids_keep_rising() {
     let t = Instant::now();
-    let mut rng = Rng::from_env("kill9_redis", 0x0F2_u64);
+    let mut rng = rng_from_env("kill9_redis", 0x0F2_u64);
     let opts = RigOpts {
         uplink_proxy: true,
         ..RigOpts::default()
