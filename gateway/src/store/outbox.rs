@@ -25,20 +25,26 @@ impl Store {
         after: &str,
         count: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let v: Value = redis::cmd("XRANGE")
-            .arg(self.key(&format!("outbox:{class}")))
-            .arg(next_id(after))
-            .arg("+")
-            .arg("COUNT")
-            .arg(count)
+        let v: Value = self
+            .xrange_after(class, after, count)
             .query_async(&mut self.conn())
             .await?;
         parse_entries(v, class)
     }
 
+    /// `XRANGE` of up to `count` entries of `class` after `after`.
+    fn xrange_after(&self, class: Class, after: &str, count: usize) -> redis::Cmd {
+        let mut c = redis::cmd("XRANGE");
+        c.arg(self.key(&format!("outbox:{class}")))
+            .arg(next_id(after))
+            .arg("+")
+            .arg("COUNT")
+            .arg(count);
+        c
+    }
+
     /// As [`Store::read_after`], in one atomic snapshot with a look at each class in `higher`
-    /// (each after its own cursor): `Err(class)`-like [`Read::Higher`] when one of them is no
-    /// longer empty. One input's events are written by one script, so a pass that read a
+    /// (each after its own cursor): [`Read::Higher`] when one of them is no longer empty. One input's events are written by one script, so a pass that read a
     /// higher class as empty and then finds this class's entries cannot send a lower class's
     /// event before a higher class's event of the same input (drain order, SPEC §6).
     pub async fn read_after_unless(
@@ -51,19 +57,9 @@ impl Store {
         let mut pipe = redis::pipe();
         pipe.atomic();
         for (h, cursor) in higher {
-            pipe.cmd("XRANGE")
-                .arg(self.key(&format!("outbox:{h}")))
-                .arg(next_id(cursor))
-                .arg("+")
-                .arg("COUNT")
-                .arg(1);
+            pipe.add_command(self.xrange_after(*h, cursor, 1));
         }
-        pipe.cmd("XRANGE")
-            .arg(self.key(&format!("outbox:{class}")))
-            .arg(next_id(after))
-            .arg("+")
-            .arg("COUNT")
-            .arg(count);
+        pipe.add_command(self.xrange_after(class, after, count));
         let mut replies: Vec<Value> = pipe.query_async(&mut self.conn()).await?;
         let Some(own) = replies.pop() else {
             return Err(StoreError::Reply("empty MULTI reply".into()));
