@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use outpost_system_tests::{wait_until, Device, HubConfig, HubProc, Mosquitto, RedisServer};
+use outpost_system_tests::{
+    wait_until, Device, HubApi, HubConfig, HubProc, Mosquitto, RedisServer,
+};
 use serde_json::Value;
 
 use crate::{batch, loc, up, Bench, T};
@@ -29,11 +31,7 @@ fn latest_state_across_two_gateways_is_the_newest_ts() {
         "veh-b",
         &[loc(900, "r7", 53.0, 14.0, "2026-11-30T10:00:01.000Z")],
     );
-    assert!(wait_until(T, || api
-        .all_events("veh-b", "location", 100)
-        .unwrap()
-        .len()
-        == 1));
+    wait_locations(&api, "veh-b", 1);
     let d = api.json("/api/v1/devices/r7").unwrap();
     assert_eq!(
         (d["gw"].as_str(), d["location"]["lat"].as_f64()),
@@ -58,11 +56,7 @@ fn latest_state_across_two_gateways_is_the_newest_ts() {
         "veh-a",
         &[loc(101, "r8", 2.0, 2.0, "2026-11-30T10:00:05.000Z")],
     );
-    assert!(wait_until(T, || api
-        .all_events("veh-a", "location", 100)
-        .unwrap()
-        .len()
-        == 2));
+    wait_locations(&api, "veh-a", 2);
     assert_eq!(
         api.json("/api/v1/devices/r8").unwrap()["location"]["lat"],
         1.0
@@ -106,11 +100,7 @@ fn several_fixes_of_a_device_in_one_batch_keep_the_newest_and_the_whole_track() 
     ];
     b.gw.publish_qos1(&up("veh-c", "location"), batch("veh-c", "location", &evs))
         .unwrap();
-    assert!(wait_until(T, || api
-        .all_events("veh-c", "location", 100)
-        .unwrap()
-        .len()
-        == 4));
+    wait_locations(&api, "veh-c", 4);
     let d = api.json("/api/v1/devices/u1").unwrap();
     assert_eq!(d["location"]["lat"], 10.3, "{d}");
     assert_eq!(d["location"]["ts"], "2026-11-30T11:00:03.000Z", "{d}");
@@ -144,11 +134,7 @@ fn several_fixes_of_a_device_in_one_batch_keep_the_newest_and_the_whole_track() 
         ),
     )
     .unwrap();
-    assert!(wait_until(T, || api
-        .all_events("veh-c", "location", 100)
-        .unwrap()
-        .len()
-        == 5));
+    wait_locations(&api, "veh-c", 5);
     assert_eq!(
         api.json("/api/v1/devices/u1").unwrap()["location"]["lat"],
         10.3
@@ -156,6 +142,15 @@ fn several_fixes_of_a_device_in_one_batch_keep_the_newest_and_the_whole_track() 
     assert_eq!(
         api.json("/api/v1/devices/u2").unwrap()["location"]["lat"],
         40.0
+    );
+}
+
+/// Waits until the hub holds `n` location events of `gw` (fails the test after `T`).
+fn wait_locations(api: &HubApi, gw: &str, n: usize) {
+    assert!(
+        wait_until(T, || api.all_events(gw, "location", 100).unwrap().len()
+            == n),
+        "{gw}: not {n} locations stored"
     );
 }
 
