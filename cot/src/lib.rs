@@ -23,6 +23,7 @@ pub mod decode;
 pub mod encode;
 pub mod events;
 pub mod link;
+mod link_config;
 pub mod queue;
 pub mod split;
 pub mod stats;

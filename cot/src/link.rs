@@ -9,7 +9,6 @@
 use crate::decode::{decode, Inbound};
 use crate::queue::{Kind, Outgoing, SendQueue};
 use crate::split::Splitter;
-use crate::tls::Endpoint;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,58 +35,7 @@ pub trait Picture: Send + Sync {
     fn current(&self) -> Pin<Box<dyn Future<Output = Result<Vec<String>, String>> + Send + '_>>;
 }
 
-/// One link's settings.
-#[derive(Clone)]
-pub struct LinkConfig {
-    /// The `[[tak]] name`, in logs and metrics.
-    pub name: String,
-    pub endpoint: Endpoint,
-    /// Present for `ssl://`.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Our own announcement ([`crate::encode::announce`]), sent first on every connect.
-    pub announce: Option<Arc<dyn Fn() -> String + Send + Sync>>,
-    /// Our own uid on the server (in pings).
-    pub self_uid: String,
-    /// Which uids are our own echoes, never taken in.
-    pub own: crate::Own,
-    /// Hand what the server sends to the caller (`subscribe = true`).
-    pub subscribe: bool,
-    pub backoff_min: Duration,
-    pub backoff_max: Duration,
-    /// Alerts and chats written this shortly before a connection broke are sent again
-    /// ([`RESEND_WINDOW`] in production).
-    pub resend_window: Duration,
-}
-
-impl LinkConfig {
-    /// A link as the gateway and the hub run it: `me` announced first on every connect,
-    /// reconnects backing off 250 ms … 30 s, alerts and chats of the last [`RESEND_WINDOW`]
-    /// sent again after a break.
-    pub fn announcing(
-        name: String,
-        endpoint: Endpoint,
-        tls: Option<Arc<rustls::ClientConfig>>,
-        me: crate::encode::Unit,
-        self_uid: String,
-        own: crate::Own,
-        subscribe: bool,
-    ) -> LinkConfig {
-        LinkConfig {
-            name,
-            endpoint,
-            tls,
-            announce: Some(Arc::new(move || {
-                crate::encode::announce(&me, chrono::Utc::now())
-            })),
-            self_uid,
-            own,
-            subscribe,
-            backoff_min: Duration::from_millis(250),
-            backoff_max: Duration::from_secs(30),
-            resend_window: RESEND_WINDOW,
-        }
-    }
-}
+pub use crate::link_config::LinkConfig;
 
 /// What a link did, for metrics and tests.
 #[derive(Debug, Default)]

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::encode::{self, Unit};
+use crate::tls::Endpoint;
 use crate::xml::Element;
 use outpost_proto::event::Location;
 use tokio::net::TcpListener;
