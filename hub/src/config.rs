@@ -203,6 +203,7 @@ fn validate(
             "broker.topic_prefix: must be non-empty, without wildcards",
         );
     }
+    outpost::config::check_mqtt5_keep_alive(doc, &["broker", "keep_alive"], b.keep_alive, p);
     if *b.receive_maximum.get_ref() == 0 {
         p.push(
             Some(b.receive_maximum.span()),

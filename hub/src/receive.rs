@@ -19,7 +19,6 @@ use outpost::util::ratelimit::LogGate;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-use rumqttc::Transport;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{sleep, timeout};
@@ -58,22 +57,12 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<()> {
 }
 
 fn options(ctx: &Ctx) -> anyhow::Result<MqttOptions> {
-    let b = &ctx.settings.broker;
-    let mut o = MqttOptions::new(&b.client_id, &b.host, b.port);
-    o.set_keep_alive(b.keep_alive)
-        .set_clean_start(false)
+    let mut o = outpost::mqtt_opts::options_v5(&ctx.settings.broker)?;
+    o.set_clean_start(false)
         .set_session_expiry_interval(Some(SESSION_EXPIRY_S))
         .set_receive_maximum(Some(ctx.settings.receive_maximum))
         .set_max_packet_size(Some(MAX_PACKET))
         .set_manual_acks(true);
-    if let Some(u) = &b.username {
-        o.set_credentials(u, b.password.clone().unwrap_or_default());
-    }
-    if b.tls {
-        o.set_transport(Transport::tls_with_config(
-            outpost::tls::client_config(b)?.into(),
-        ));
-    }
     Ok(o)
 }
 

@@ -91,10 +91,12 @@ impl Hub {
 
     /// Waits until the receiver is subscribed on its broker again (`/healthz` 200).
     ///
-    /// After a broker *restart* this matters: mosquitto (2.0) restores a persistent session
-    /// and its queued messages, but not the session's shared subscription, so a batch published
-    /// before the receiver subscribes again is acknowledged to the gateway and dropped. The
-    /// rigs therefore keep the gateway off the restarted broker until this returns.
+    /// After a broker *restart* mosquitto (2.0) restores a persistent session and its queued
+    /// messages, but not the session's shared subscription: until the receiver subscribes
+    /// again the broker answers a gateway's batches with PUBACK 0x10 (no matching
+    /// subscribers) and the gateway sends them again. A [`crate::WireTap`] on the same broker
+    /// is a subscriber too (the batch is routed to it, acknowledged 0x00, and the hub misses
+    /// it), so rigs with a tap keep the gateway off the restarted broker until this returns.
     pub fn wait_subscribed(&self, timeout: Duration) -> anyhow::Result<()> {
         self.proc.wait_healthy(timeout)
     }

@@ -69,8 +69,8 @@ impl Rig {
         }
     }
 
-    /// A gateway config for [`GW`] pointing at this bench (uplink keep-alive 2 s, so a dead
-    /// link is noticed quickly).
+    /// A gateway config for [`GW`] pointing at this bench (uplink keep-alive 5 s, the MQTT 5
+    /// client's shortest, so a dead link is noticed quickly).
     pub fn config(&self) -> GatewayConfig {
         GatewayConfig::new(
             GW,
@@ -78,7 +78,7 @@ impl Rig {
             &self.devices.url(),
             &self.uplink_url(),
         )
-        .keep_alive("2s")
+        .keep_alive("5s")
     }
 
     /// Starts `outpost run` on `cfg` and returns once it subscribed to every `[[mqtt]]` filter
@@ -146,7 +146,8 @@ impl Rig {
     }
 
     /// Starts the hub broker again, the gateway's link cut at the proxy until the hub
-    /// subscribed again ([`Hub::wait_subscribed`] says why), then passes the link.
+    /// subscribed again, then passes the link: for tests holding a [`WireTap`], which would
+    /// take the batches the hub is not yet there for ([`Hub::wait_subscribed`] says why).
     pub fn start_hub_broker(&mut self) -> anyhow::Result<()> {
         self.proxy().cut();
         self.hub_broker.start()?;

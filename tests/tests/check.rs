@@ -123,7 +123,7 @@ fn config_impossible_values_is_reported() {
             r#"config-impossible-values.toml:2:6: gateway.id: must match [A-Za-z0-9._-]{1,64}"#,
             r#"config-impossible-values.toml:6:7: redis.url: must start with redis://, rediss:// or redis+unix://"#,
             r#"config-impossible-values.toml:9:7: uplink.url: "https://hub.example.org": scheme must be mqtt:// or mqtts://"#,
-            r#"config-impossible-values.toml:10:14: uplink.keep_alive: must be between 1s and 18h12m15s (65535s)"#,
+            r#"config-impossible-values.toml:10:14: uplink.keep_alive: must be between 5s and 18h12m15s (65535s)"#,
             r#"config-impossible-values.toml:11:20: uplink.batch_max_events: must be between 1 and 10000"#,
             r#"config-impossible-values.toml:12:12: uplink.inflight: must be between 1 and 1000"#,
             r#"config-impossible-values.toml:15:10: ops.listen: must be an address like 127.0.0.1:9108"#,

@@ -59,7 +59,7 @@ fn config(redis: &RedisServer, hub_url: &str, profiles: &Path, tty: &Path) -> Ga
         hub_url,
     )
     .profiles(profiles)
-    .keep_alive("2s")
+    .keep_alive("5s")
     .serial("radio0", tty, "meshtastic-serial")
 }
 

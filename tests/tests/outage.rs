@@ -277,7 +277,7 @@ fn events_sent_into_a_half_open_hub_link_arrive_once_in_order_after_it_recovers(
     assert!(rig.hub.wait_for_events("location", 6, T));
 
     // A silently dead bearer: batches go out into the void and no PUBACK comes back. The
-    // gateway must notice (keep-alive 2 s) and keep the events until the hub has them.
+    // gateway must notice (keep-alive 5 s) and keep the events until the hub has them.
     rig.proxy().pause();
     p.publish(&dev, 6..40);
     wait_uplink(&rig, "down");

@@ -105,12 +105,12 @@ impl Gateway {
         let profiles = ProfileDir::copy().unwrap();
         let mut cfg = GatewayConfig::new(GW, &redis.url(), &devices.url(), "mqtt://unused:1")
             .profiles(profiles.path())
-            .keep_alive("2s")
+            .keep_alive("5s")
             .mqtt("owntracks");
         let mut extra = String::new();
         for r in &regions[1..] {
             extra += &format!(
-                "[[uplink]]\nname = \"{}\"\nurl = \"{}\"\nkeep_alive = \"2s\"\nmax_lag = \"{max_lag}\"\n\n",
+                "[[uplink]]\nname = \"{}\"\nurl = \"{}\"\nkeep_alive = \"5s\"\nmax_lag = \"{max_lag}\"\n\n",
                 r.name,
                 r.proxy.mqtt_url()
             );

@@ -82,7 +82,7 @@ fn config(w: &World, profiles: &Path) -> GatewayConfig {
         &w.hub_url,
     )
     .profiles(profiles)
-    .keep_alive("2s")
+    .keep_alive("5s")
 }
 
 fn presence_states(hub: &Hub, dev: &str) -> Vec<String> {

@@ -201,3 +201,26 @@ pub fn parse_mqtt_url(url: &str) -> Result<(bool, String, u16), String> {
     }
     Ok((tls, host.to_string(), port))
 }
+
+/// Shortest `keep_alive` of an MQTT 5 connection (the uplink, the hub's receiver): rumqttc's
+/// v5 client refuses (panics on) anything shorter.
+pub const MQTT5_MIN_KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// Records a problem at `path` of `doc` unless `d` is a keep-alive an MQTT 5 client can use
+/// (5 s to 65535 s).
+pub fn check_mqtt5_keep_alive(
+    doc: &toml::Spanned<toml::de::DeTable<'_>>,
+    path: &[&str],
+    d: Duration,
+    p: &mut Problems,
+) {
+    if d < MQTT5_MIN_KEEP_ALIVE || d > Duration::from_secs(65_535) {
+        p.push(
+            de::span_of(doc, path),
+            format!(
+                "{}: must be between 5s and 18h12m15s (65535s)",
+                path.join(".")
+            ),
+        );
+    }
+}

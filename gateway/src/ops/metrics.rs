@@ -101,6 +101,9 @@ pub struct RegionStats {
     pub forwarded: [u64; Class::COUNT],
     /// Events trimmed before this region got them (it lagged past `max_lag`).
     pub missed: u64,
+    /// Batches its hub broker answered with a failure reason (0x10 no receiver subscribed,
+    /// 0x87 not authorized, …): kept and sent again.
+    pub refused: u64,
 }
 
 impl Default for Metrics {

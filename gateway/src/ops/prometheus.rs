@@ -163,6 +163,7 @@ fn register_regions(r: &mut Registry, m: &Metrics) {
     let connects = Family::<RegionLabel, Counter>::default();
     let forwarded = Family::<RegionClassLabels, Counter>::default();
     let missed = Family::<RegionLabel, Counter>::default();
+    let refused = Family::<RegionLabel, Counter>::default();
     for (name, s) in m.regions() {
         let l = RegionLabel {
             region: name.clone(),
@@ -170,6 +171,7 @@ fn register_regions(r: &mut Registry, m: &Metrics) {
         up.get_or_create(&l).set(i64::from(s.up));
         connects.get_or_create(&l).inc_by(s.connects);
         missed.get_or_create(&l).inc_by(s.missed);
+        refused.get_or_create(&l).inc_by(s.refused);
         for c in Class::ALL {
             forwarded
                 .get_or_create(&RegionClassLabels {
@@ -198,6 +200,11 @@ fn register_regions(r: &mut Registry, m: &Metrics) {
         "outpost_uplink_region_missed",
         "Events trimmed before this region got them (it lagged past max_lag; outpost-hub sync fills them in)",
         missed,
+    );
+    r.register(
+        "outpost_uplink_region_refused",
+        "Batches this region's hub broker did not deliver (PUBACK reason code: 0x10 no receiver subscribed, 0x87 not authorized, ...); kept and sent again",
+        refused,
     );
 }
 

@@ -1,5 +1,11 @@
 //! One uplink connection: connect, announce (state, snapshot), then drain and track PUBACKs
 //! until the link is lost or we shut down.
+//!
+//! MQTT 5, for the PUBACK's reason code: a broker that accepted a batch but had no subscriber
+//! for it (0x10: e.g. a restarted mosquitto, which does not restore the receivers' shared
+//! subscription until they subscribe again) or refused it (0x87 not authorized, …) answers
+//! with a PUBACK all the same. Such a batch was not delivered: the cursor stays before it and
+//! it is sent again after a pause ([`Window::refused`]).
 
 use super::cursor::CursorWriter;
 use super::window::{self, Batch, Sizing, Window};
@@ -9,9 +15,13 @@ use crate::context::Context;
 use crate::event::{format_ts, Class};
 use crate::store::{parse_id, Read};
 use crate::util::backoff::Backoff;
+use crate::util::ratelimit::LogGate;
 use chrono::Utc;
 use outpost_proto::batch;
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Outgoing, Packet, QoS};
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PubAck, PubAckReason};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, EventLoop};
+use rumqttc::Outgoing;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
@@ -38,6 +48,8 @@ struct Session<'a> {
     sizing: Sizing,
     /// Last id published per class (in flight or acknowledged).
     sent: [String; Class::COUNT],
+    /// Last id the hub acknowledged per class (where a refused batch's class resumes).
+    acked: [String; Class::COUNT],
     /// Entries at or below these ids were already waiting when the link came up.
     replay_upto: [(u64, u64); Class::COUNT],
     /// Classes known to have nothing after `sent` (until the outbox is notified).
@@ -48,6 +60,9 @@ struct Session<'a> {
     awaiting_since: Option<Instant>,
     response_timeout: Duration,
     fill_blocked_until: Option<Instant>,
+    /// Pause before resending batches the broker refused (reset by a delivered batch).
+    refused_backoff: Backoff,
+    refused_log: LogGate,
 }
 
 /// Runs one session; `Err` for failures before the link was up.
@@ -61,16 +76,20 @@ pub async fn run(
 ) -> anyhow::Result<End> {
     let gw = &ctx.settings.gateway_id;
     let state_topic = region_topic(u, gw, "state");
-    let mut opts = crate::mqtt_opts::options(&u.broker)?;
-    opts.set_clean_session(true)
-        .set_inflight((window::MAX_BATCHES.max(u.inflight) + 8).min(u16::MAX as usize) as u16)
-        .set_max_packet_size(1024 * 1024, 256 * 1024 * 1024)
+    let mut opts = crate::mqtt_opts::options_v5(&u.broker)?;
+    // At most this many publishes in flight, fewer if the broker's receive maximum says so.
+    opts.set_clean_start(true)
+        .set_outgoing_inflight_upper_limit(
+            (window::MAX_BATCHES.max(u.inflight) + 8).min(u16::MAX as usize) as u16,
+        )
+        .set_max_packet_size(Some(1024 * 1024))
         .set_request_channel_capacity(window::MAX_BATCHES.max(u.inflight) * 2 + 16)
         .set_last_will(LastWill::new(
             &state_topic,
             r#"{"state":"offline"}"#,
             QoS::AtLeastOnce,
             true,
+            None,
         ));
     let (client, mut el) = AsyncClient::new(opts, window::MAX_BATCHES.max(u.inflight) * 2 + 16);
     let deadline = Instant::now() + CONNECT_TIMEOUT;
@@ -98,12 +117,15 @@ pub async fn run(
         window: Window::default(),
         sizing: Sizing::new(u.inflight),
         sent: Default::default(),
+        acked: Default::default(),
         replay_upto: [(0, 0); Class::COUNT],
         idle: [false; Class::COUNT],
         cursors: cursors.clone(),
         awaiting_since: None,
         response_timeout: (u.broker.keep_alive / 2).max(Duration::from_secs(1)),
         fill_blocked_until: None,
+        refused_backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(2)),
+        refused_log: LogGate::default(),
     };
     let state = serde_json::json!({"state": "online", "version": env!("CARGO_PKG_VERSION"), "since": format_ts(since)});
     s.publish_untracked(&state_topic, state.to_string().into_bytes())?;
@@ -128,6 +150,7 @@ impl Session<'_> {
 
     async fn load_cursors(&mut self) -> anyhow::Result<()> {
         self.sent = self.ctx.store.acked_cursors(&self.u.name).await?;
+        self.acked = self.sent.clone();
         for c in Class::ALL {
             let last = self.ctx.store.last_id(c).await?;
             self.replay_upto[c.index()] = parse_id(&last).unwrap_or((0, 0));
@@ -171,23 +194,59 @@ impl Session<'_> {
             }
             Event::Incoming(p) => {
                 if let Packet::PubAck(ack) = &p {
-                    if let Some(d) = self.window.ack_latency(ack.pkid) {
-                        self.ctx.metrics.observe_puback(d);
-                        self.sizing.on_ack(d);
-                    }
-                    if let Some((class, id, n)) = self.window.acked(ack.pkid) {
-                        if self.me == 0 {
-                            self.ctx.metrics.add_forwarded(class, n);
-                        }
-                        self.ctx
-                            .metrics
-                            .region(&self.u.name, |r| r.forwarded[class.index()] += n);
-                        self.cursors.moved(class, id, n);
-                    }
+                    self.on_puback(ack);
                 }
                 self.awaiting_since = (!self.window.is_empty()).then(Instant::now);
             }
             _ => {}
+        }
+    }
+
+    fn on_puback(&mut self, ack: &PubAck) {
+        if let Some(d) = self.window.ack_latency(ack.pkid) {
+            self.ctx.metrics.observe_puback(d);
+            self.sizing.on_ack(d);
+        }
+        if ack.reason != PubAckReason::Success {
+            self.on_refused(ack);
+            return;
+        }
+        if let Some((class, id, n)) = self.window.acked(ack.pkid) {
+            self.refused_backoff.reset();
+            if self.me == 0 {
+                self.ctx.metrics.add_forwarded(class, n);
+            }
+            self.ctx
+                .metrics
+                .region(&self.u.name, |r| r.forwarded[class.index()] += n);
+            self.acked[class.index()] = id.clone();
+            self.cursors.moved(class, id, n);
+        }
+    }
+
+    /// The broker answered a batch with a failure reason: not delivered. Everything of its
+    /// class from it on is sent again (the hub stores each id once) after a pause.
+    fn on_refused(&mut self, ack: &PubAck) {
+        let Some(class) = self.window.refused(ack.pkid) else {
+            return; // state or snapshot (retained: stored with or without a subscriber)
+        };
+        let i = class.index();
+        self.sent[i] = self
+            .window
+            .last_unacked_id(class)
+            .unwrap_or_else(|| self.acked[i].clone());
+        self.idle[i] = false;
+        self.ctx.metrics.region(&self.u.name, |r| r.refused += 1);
+        let delay = self.refused_backoff.next_delay();
+        self.fill_blocked_until = Some(Instant::now() + delay);
+        if let Some(suppressed) = self.refused_log.check("refused") {
+            let why = if ack.reason == PubAckReason::NoMatchingSubscribers {
+                "no receiver is subscribed on the hub broker"
+            } else {
+                "the hub broker refused it"
+            };
+            warn!(region = %self.u.name, class = %class, reason = ?ack.reason, retry_in = ?delay, suppressed,
+                "batch not delivered ({why}); it stays in the outbox and is sent again");
         }
     }
 

@@ -149,6 +149,41 @@ impl Window {
         }
         advance.map(|id| (class, id, n))
     }
+
+    /// PUBACK with a failure reason for `pkid` (MQTT 5: e.g. 0x10, no matching subscribers):
+    /// the batch was not delivered. It and every later batch of its class leave the window —
+    /// their PUBACKs, if any come, are ignored — to be published again from
+    /// [`Window::last_unacked_id`] (or the acknowledged cursor). Returns the class, or `None`
+    /// for an untracked or unknown packet id.
+    pub fn refused(&mut self, pkid: u16) -> Option<Class> {
+        let (class, seq) = self.by_pkid.remove(&pkid)?;
+        self.written_at.remove(&pkid);
+        self.per_class[class.index()].retain(|(s, _, _)| *s < seq);
+        let later: Vec<u16> = self
+            .by_pkid
+            .iter()
+            .filter(|(_, (c, s))| *c == class && *s > seq)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in later {
+            self.by_pkid.remove(&p);
+            self.written_at.remove(&p);
+        }
+        // Handed to rumqttc but not yet written: all later than the refused one.
+        for b in self.unassigned.iter_mut() {
+            if b.as_ref().is_some_and(|b| b.class == class) {
+                *b = None;
+            }
+        }
+        Some(class)
+    }
+
+    /// Last id of the newest batch of `class` still awaiting PUBACK.
+    pub fn last_unacked_id(&self, class: Class) -> Option<String> {
+        self.per_class[class.index()]
+            .back()
+            .map(|(_, b, _)| b.last_id.clone())
+    }
 }
 
 #[cfg(test)]
@@ -217,5 +252,37 @@ mod tests {
         assert_eq!(w.acked(2), Some((Class::Alert, "6-0".into(), 2)));
         assert_eq!(w.acked(1), Some((Class::Location, "5-0".into(), 2)));
         assert_eq!(w.acked(1), None, "unknown pkid is ignored");
+    }
+
+    #[test]
+    fn a_refused_batch_and_those_after_it_leave_the_window_and_their_acks_are_ignored() {
+        let mut w = Window::default();
+        w.published(b(Class::Location, "1-0"));
+        w.published(b(Class::Location, "2-0"));
+        w.published(b(Class::Alert, "3-0"));
+        w.published(b(Class::Location, "4-0"));
+        w.published(b(Class::Location, "5-0"));
+        for pkid in 1..=4 {
+            w.assigned(pkid);
+        }
+        // 5-0 is still unassigned when 2-0 is refused.
+        assert_eq!(w.refused(2), Some(Class::Location));
+        assert_eq!(w.last_unacked_id(Class::Location), Some("1-0".into()));
+        assert_eq!(w.len(), 2, "1-0 and the alert stay");
+        w.assigned(5);
+        assert_eq!(
+            w.acked(4),
+            None,
+            "a later batch's PUBACK does not move the cursor"
+        );
+        assert_eq!(w.acked(5), None, "nor does one written after the refusal");
+        assert_eq!(w.acked(1), Some((Class::Location, "1-0".into(), 2)));
+        assert_eq!(w.acked(3), Some((Class::Alert, "3-0".into(), 2)));
+        assert!(w.is_empty());
+        // Published again from 1-0: tracked as usual.
+        w.published(b(Class::Location, "4-0"));
+        w.assigned(6);
+        assert_eq!(w.acked(6), Some((Class::Location, "4-0".into(), 2)));
+        assert_eq!(w.refused(99), None, "unknown pkid");
     }
 }

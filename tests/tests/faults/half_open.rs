@@ -8,7 +8,7 @@ use outpost_system_tests::wait_until;
 
 use crate::common::{secs, Feed, Publisher, Rig, RigOpts};
 
-const KEEP_ALIVE: Duration = Duration::from_secs(2);
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// Log lines that say the uplink gave up on its connection.
 fn detections(rig: &Rig) -> usize {
@@ -22,7 +22,7 @@ fn half_open_hub_link_is_detected_and_unacked_batches_republished() {
         uplink_proxy: true,
         ..RigOpts::default()
     };
-    let rig = Rig::start(opts, |c| c.keep_alive("2s").batch_max_events(16));
+    let rig = Rig::start(opts, |c| c.keep_alive("5s").batch_max_events(16));
     rig.warm_up();
     let feed = Feed::new(&rig.devices.url(), "ho", 2);
     let publisher = Publisher::start(feed, 4, Duration::from_millis(40));

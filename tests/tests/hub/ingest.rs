@@ -1,10 +1,11 @@
 //! Ingest and dedup: reordered, duplicated and republished batches stored exactly once in id
-//! order; two receivers on a Redis Cluster through a receiver kill and a broker restart.
+//! order; two receivers on a Redis Cluster through a receiver kill and a broker restart; a
+//! gateway's batches refused (no subscriber) by a restarted broker sent again.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use outpost_system_tests::{wait_until, HubConfig, HubProc, RedisCluster, RedisServer};
+use outpost_system_tests::{wait_until, HubApi, HubConfig, HubProc, RedisCluster, RedisServer};
 
 use crate::{batch, ids, loc, up, Bench, T};
 
@@ -81,8 +82,10 @@ fn owntracks(tst: u64, i: u64) -> String {
 fn two_receivers_on_a_cluster_store_every_event_once_through_receiver_kill_and_broker_restart() {
     let cluster = RedisCluster::new().unwrap();
     let mut rig = outpost_system_tests::Rig::new().unwrap();
-    // A share group of their own: the rig's hub (another group) gets its own copy of the
-    // stream and does not take batches from these two.
+    // Only these two receivers (a share group of their own) on the broker: the rig's hub, a
+    // second group, would be a subscriber the restarted broker routes batches to before
+    // these two are back (the gateway sees 0x00, not 0x10, and this group misses them).
+    rig.hub.process().kill9().unwrap();
     let hub_cfg = |id: &str| HubConfig {
         share_group: "cluster-hub".into(),
         ..HubConfig::new(id, &rig.hub_broker.url(), cluster.urls())
@@ -134,60 +137,118 @@ fn two_receivers_on_a_cluster_store_every_event_once_through_receiver_kill_and_b
 
     eprintln!("published {sent} fixes in {:?}", started.elapsed());
     let api = h1.api();
-    for (gw, prefix, redis) in [
-        ("veh-0042", "outpost", &rig.redis),
-        ("veh-0043", "gw2", &rig.redis),
-    ] {
+    for (gw, prefix) in [("veh-0042", "outpost"), ("veh-0043", "gw2")] {
         for class in ["presence", "status", "location"] {
-            let want = || accepted(redis, prefix, class);
-            // Polled slowly: each look reads thousands of events through the API.
-            let ok = (0..240).any(|_| {
-                let a = want();
-                let done = a > 0
-                    && api
-                        .all_events(gw, class, 10_000)
-                        .map(|e| e.len() as u64)
-                        .unwrap_or(0)
-                        >= a;
-                if !done {
-                    std::thread::sleep(Duration::from_millis(250));
-                }
-                done
-            });
-            eprintln!("{gw} {class}: settled after {:?}", started.elapsed());
-            let events = api.all_events(gw, class, 10_000).unwrap();
-            assert!(
-                ok,
-                "{gw} {class}: hub has {} of {} accepted",
-                events.len(),
-                want()
-            );
-            let got = ids(&events);
-            let unique: HashSet<&String> = got.iter().collect();
-            assert_eq!(unique.len(), got.len(), "{gw} {class}: an id stored twice");
-            assert_eq!(got.len() as u64, want(), "{gw} {class}: hub = accepted");
-            let parsed: Vec<(u64, u64)> = got
-                .iter()
-                .map(|i| {
-                    let (a, b) = i.split_once('-').unwrap();
-                    (a.parse().unwrap(), b.parse().unwrap())
-                })
-                .collect();
-            assert!(
-                parsed.windows(2).all(|w| w[0] < w[1]),
-                "{gw} {class}: not in id order"
-            );
+            assert_stored_once(&api, gw, &rig.redis, prefix, class);
         }
-        let locs = api.all_events(gw, "location", 10_000).unwrap();
-        let tsts: HashSet<String> = locs
-            .iter()
-            .map(|e| e["ts"].as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(
-            tsts.len() as u64,
-            sent,
-            "{gw}: every phone fix at the hub once"
-        );
+        assert_each_fix_once(&api, gw, sent);
     }
     drop((gw1, gw2));
+}
+
+#[test]
+fn batches_refused_by_a_restarted_hub_broker_before_its_receiver_is_back_are_sent_again() {
+    let mut rig = outpost_system_tests::Rig::new().unwrap();
+    let gw = rig.start(&rig.config().mqtt("owntracks")).unwrap();
+    let phone = rig.device("phones").unwrap();
+    let mut sent = 0u64;
+    let mut send = |n: u64| {
+        let msgs: Vec<(String, String)> = (sent..sent + n)
+            .map(|i| {
+                (
+                    format!("owntracks/u{}/phone", i % 3),
+                    owntracks(1_700_000_000 + i, i),
+                )
+            })
+            .collect();
+        sent += n;
+        phone.publish_many_qos1(msgs).unwrap();
+    };
+    send(200);
+    assert!(
+        rig.hub.wait_for_events("location", 200, T),
+        "{}\n{}",
+        rig.hub.log(),
+        gw.log()
+    );
+    // The receiver dies; its session (with the shared subscription) stays in the broker. The
+    // broker restarts: the session comes back, the shared subscription does not.
+    rig.hub.process().kill9().unwrap();
+    rig.hub_broker.stop().unwrap();
+    rig.hub_broker.start().unwrap();
+    send(300);
+    assert!(
+        gw.wait_for_log("no receiver is subscribed on the hub broker", T),
+        "the gateway never saw a batch refused: {}",
+        gw.log()
+    );
+    // Refused for a while (resent every 0.25–2 s), then the receiver is back.
+    std::thread::sleep(Duration::from_secs(2));
+    send(100);
+    rig.hub.process().restart().unwrap();
+    rig.hub.wait_subscribed(T).unwrap();
+    send(100);
+    let api = rig.hub.api();
+    for class in ["presence", "status", "location"] {
+        assert_stored_once(api, outpost_system_tests::GW, &rig.redis, "outpost", class);
+    }
+    assert_each_fix_once(api, outpost_system_tests::GW, sent);
+}
+
+/// Waits until the hub stored as many `class` events of `gw` as the gateway accepted, then
+/// asserts each id once, in id order.
+fn assert_stored_once(api: &HubApi, gw: &str, redis: &RedisServer, prefix: &str, class: &str) {
+    let started = std::time::Instant::now();
+    let want = || accepted(redis, prefix, class);
+    // Polled slowly: each look reads thousands of events through the API.
+    let ok = (0..240).any(|_| {
+        let a = want();
+        let done = a > 0
+            && api
+                .all_events(gw, class, 10_000)
+                .map(|e| e.len() as u64)
+                .unwrap_or(0)
+                >= a;
+        if !done {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        done
+    });
+    eprintln!("{gw} {class}: settled after {:?}", started.elapsed());
+    let events = api.all_events(gw, class, 10_000).unwrap();
+    assert!(
+        ok,
+        "{gw} {class}: hub has {} of {} accepted",
+        events.len(),
+        want()
+    );
+    let got = ids(&events);
+    let unique: HashSet<&String> = got.iter().collect();
+    assert_eq!(unique.len(), got.len(), "{gw} {class}: an id stored twice");
+    assert_eq!(got.len() as u64, want(), "{gw} {class}: hub = accepted");
+    let parsed: Vec<(u64, u64)> = got
+        .iter()
+        .map(|i| {
+            let (a, b) = i.split_once('-').unwrap();
+            (a.parse().unwrap(), b.parse().unwrap())
+        })
+        .collect();
+    assert!(
+        parsed.windows(2).all(|w| w[0] < w[1]),
+        "{gw} {class}: not in id order"
+    );
+}
+
+/// Every one of the `sent` phone fixes (distinct `tst`) is at the hub once.
+fn assert_each_fix_once(api: &HubApi, gw: &str, sent: u64) {
+    let locs = api.all_events(gw, "location", 10_000).unwrap();
+    let tsts: HashSet<String> = locs
+        .iter()
+        .map(|e| e["ts"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        tsts.len() as u64,
+        sent,
+        "{gw}: every phone fix at the hub once"
+    );
 }

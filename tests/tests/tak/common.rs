@@ -61,7 +61,7 @@ text = "/sos_text"
 /// A config for gateway `id` on `rig` (uplink `uplink`), the radios, and `[[tak]]` `tak`.
 pub fn config(rig: &Rig, id: &str, uplink: &str, dir: &ProfileDir, tak: &str) -> GatewayConfig {
     GatewayConfig::new(id, &rig.redis.url(), &rig.devices.url(), uplink)
-        .keep_alive("2s")
+        .keep_alive("5s")
         .devices_client_id(&format!("outpost-{id}"))
         .profiles(dir.path())
         .mqtt("tak-radio")

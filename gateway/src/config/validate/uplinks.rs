@@ -103,12 +103,7 @@ fn one(
         .map(|c| c.get_ref().clone())
         .unwrap_or_else(|| format!("outpost-{gw}-uplink"));
     let path: Vec<&str> = section.split('.').chain(["keep_alive"]).collect();
-    if u.keep_alive < Duration::from_secs(1) || u.keep_alive > Duration::from_secs(65_535) {
-        p.push(
-            doc.at(&path),
-            format!("{section}.keep_alive: must be between 1s and 18h12m15s (65535s)"),
-        );
-    }
+    crate::config::check_mqtt5_keep_alive(doc.0, &path, u.keep_alive, p);
     let path: Vec<&str> = section.split('.').chain(["max_lag"]).collect();
     if u.max_lag < Duration::from_secs(1) {
         p.push(
