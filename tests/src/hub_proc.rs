@@ -211,8 +211,29 @@ impl HubProc {
 
 impl Drop for HubProc {
     fn drop(&mut self) {
+        let exited = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
         if let Some(mut c) = self.child.take() {
             let _ = process::kill9(&mut c);
+        }
+        // The log goes with the temp dir: a failing test keeps the end of it, and whether the
+        // hub had exited by itself.
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let state = exited.map_or_else(
+                || "running until the test ended".to_string(),
+                |s| format!("had exited by itself: {s}"),
+            );
+            eprintln!(
+                "===== outpost-hub {state}; its last {} log lines =====",
+                tail.len()
+            );
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
         }
     }
 }

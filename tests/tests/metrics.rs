@@ -142,7 +142,7 @@ fn metrics_and_healthz_report_a_working_gateway() {
 }
 
 /// Every family of the ops contract (docs/install.md §6), as OpenMetrics names it, and its type.
-const FAMILIES: [(&str, &str); 24] = [
+const FAMILIES: [(&str, &str); 25] = [
     ("outpost_build_info", "gauge"),
     ("outpost_events_in", "counter"),
     ("outpost_events_forwarded", "counter"),
@@ -157,6 +157,7 @@ const FAMILIES: [(&str, &str); 24] = [
     ("outpost_uplink_region_connects", "counter"),
     ("outpost_uplink_region_forwarded", "counter"),
     ("outpost_uplink_region_missed", "counter"),
+    ("outpost_uplink_region_refused", "counter"),
     ("outpost_uplink_puback_seconds", "histogram"),
     ("outpost_redis_ingest_seconds", "histogram"),
     ("outpost_redis_up", "gauge"),

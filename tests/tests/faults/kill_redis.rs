@@ -57,7 +57,8 @@ fn acked_events_survive_redis_kill9_and_ids_keep_rising() {
                 .events_for(GW, "location")
                 .len()
                 > seen),
-            "drain did not start"
+            "drain did not start; outpost's log:\n{}",
+            rig.outpost.log()
         );
         sleep(rng.millis(100, 500));
         backlog.push(rig.outbox_len("location"));
