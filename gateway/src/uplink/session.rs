@@ -5,7 +5,8 @@
 //! for it (0x10: e.g. a restarted mosquitto, which does not restore the receivers' shared
 //! subscription until they subscribe again) or refused it (0x87 not authorized, …) answers
 //! with a PUBACK all the same. Such a batch was not delivered: the cursor stays before it and
-//! it is sent again after a pause ([`Window::refused`]).
+//! it is sent again after a pause ([`Window::refused`]), one event at a time until one is
+//! delivered.
 
 use super::cursor::CursorWriter;
 use super::window::{self, Batch, Sizing, Window};
@@ -62,6 +63,8 @@ struct Session<'a> {
     fill_blocked_until: Option<Instant>,
     /// Pause before resending batches the broker refused (reset by a delivered batch).
     refused_backoff: Backoff,
+    /// A batch was refused and none delivered since: send one small batch at a time.
+    probing: bool,
     refused_log: LogGate,
 }
 
@@ -124,7 +127,8 @@ pub async fn run(
         awaiting_since: None,
         response_timeout: (u.broker.keep_alive / 2).max(Duration::from_secs(1)),
         fill_blocked_until: None,
-        refused_backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(2)),
+        refused_backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(5)),
+        probing: false,
         refused_log: LogGate::default(),
     };
     let state = serde_json::json!({"state": "online", "version": env!("CARGO_PKG_VERSION"), "since": format_ts(since)});
@@ -213,6 +217,7 @@ impl Session<'_> {
         }
         if let Some((class, id, n)) = self.window.acked(ack.pkid) {
             self.refused_backoff.reset();
+            self.probing = false;
             if self.me == 0 {
                 self.ctx.metrics.add_forwarded(class, n);
             }
@@ -237,6 +242,7 @@ impl Session<'_> {
             .unwrap_or_else(|| self.acked[i].clone());
         self.idle[i] = false;
         self.ctx.metrics.region(&self.u.name, |r| r.refused += 1);
+        self.probing = true;
         let delay = self.refused_backoff.next_delay();
         self.fill_blocked_until = Some(Instant::now() + delay);
         if let Some(suppressed) = self.refused_log.check("refused") {
@@ -257,15 +263,21 @@ impl Session<'_> {
         if self.fill_blocked_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        while self.window.len() < self.sizing.size() && self.window.bytes() < window::MAX_BYTES {
+        // After a refusal, one batch of one event at a time until one is delivered: a probe
+        // that costs a metered link next to nothing while no receiver is there.
+        let (slots, per_batch) = if self.probing {
+            (1, 1)
+        } else {
+            (self.sizing.size(), u.batch_max_events)
+        };
+        while self.window.len() < slots && self.window.bytes() < window::MAX_BYTES {
             let Some(class) = Class::ALL.into_iter().find(|c| !self.idle[c.index()]) else {
                 return;
             };
             let i = class.index();
             // Read for every free slot at once (one round trip instead of one per batch), then
             // cut the entries into batches.
-            let want =
-                (self.sizing.size() - self.window.len()).min(READ_BATCHES) * u.batch_max_events;
+            let want = (slots - self.window.len()).min(READ_BATCHES) * per_batch;
             // The classes before this one were read as empty since the last wake: look again
             // in the same snapshot, so one input's presence never trails its status.
             let higher: Vec<(Class, &str)> = Class::ALL
@@ -293,7 +305,7 @@ impl Session<'_> {
             if entries.len() < want {
                 self.idle[i] = true;
             }
-            for chunk in entries.chunks(u.batch_max_events) {
+            for chunk in entries.chunks(per_batch) {
                 let last_id = chunk[chunk.len() - 1].id.clone();
                 let payload = batch::payload(
                     &self.ctx.settings.gateway_id,

@@ -182,7 +182,7 @@ fn batches_refused_by_a_restarted_hub_broker_before_its_receiver_is_back_are_sen
         "the gateway never saw a batch refused: {}",
         gw.log()
     );
-    // Refused for a while (resent every 0.25–2 s), then the receiver is back.
+    // Refused for a while (probed every 0.25–5 s), then the receiver is back.
     std::thread::sleep(Duration::from_secs(2));
     send(100);
     rig.hub.process().restart().unwrap();
