@@ -296,7 +296,9 @@ pub fn run(rt: &tokio::runtime::Runtime, events: u64) -> anyhow::Result<Vec<HubR
     eprintln!("  {:?}", out.last());
     let mut conn = redis.conn()?;
     for n in [1, 2] {
-        redis::cmd("CONFIG").arg("RESETSTAT").query::<()>(&mut conn)?;
+        redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query::<()>(&mut conn)?;
         out.push(hub_run(
             rt,
             &format!("outpost-hub, {n} receiver(s), one Redis"),
@@ -344,7 +346,10 @@ fn redis_time(conn: &mut redis::Connection) -> anyhow::Result<Vec<String>> {
             let name = l.split(':').next().unwrap_or("?");
             let (calls, usec) = (field(l, "calls="), field(l, "usec="));
             let per = if calls > 0.0 { usec / calls } else { 0.0 };
-            (usec, format!("{name:<18} {calls:>9} calls {per:>8.2} µs/call {usec:>12} µs"))
+            (
+                usec,
+                format!("{name:<18} {calls:>9} calls {per:>8.2} µs/call {usec:>12} µs"),
+            )
         })
         .collect();
     rows.sort_by(|a, b| b.0.total_cmp(&a.0));

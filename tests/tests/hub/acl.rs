@@ -1,6 +1,13 @@
-//! Who may publish: the shipped hub broker ACL lets a gateway publish only under its own id.
+//! Who may publish: the shipped hub broker ACL lets a gateway publish only under its own id,
+//! and a gateway whose login may not publish its topics keeps its events.
 
-use outpost_system_tests::{wait_until, HubConfig, HubProc, Mosquitto, RedisServer};
+use std::collections::HashSet;
+use std::time::Duration;
+
+use outpost_system_tests::{
+    wait_until, Device, GatewayConfig, HubConfig, HubProc, Mosquitto, Outpost, RedisServer,
+};
+use tempfile::TempDir;
 
 use crate::{batch, ids, loc, up, T};
 
@@ -32,8 +39,9 @@ fn mosquitto_pub(port: u16, user: &str, topic: &str, payload: &str) {
     assert!(st.success(), "mosquitto_pub as {user}");
 }
 
-#[test]
-fn shipped_hub_broker_acl_lets_a_gateway_publish_only_as_itself() {
+/// The hub broker with the ACL exactly as shipped and logins `veh-a`, `veh-b`, `outpost-hub`
+/// (password `pw-<user>`), and a hub on it with its own Redis.
+fn shipped_broker_and_hub() -> (TempDir, Mosquitto, RedisServer, HubProc) {
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("passwords");
     std::fs::write(&pw, "").unwrap();
@@ -46,7 +54,6 @@ fn shipped_hub_broker_acl_lets_a_gateway_publish_only_as_itself() {
             .expect("mosquitto_passwd on PATH");
         assert!(st.success());
     }
-    // The ACL exactly as shipped.
     let acl = outpost_system_tests::workspace_root().join("hub/broker/acl");
     let auth = format!(
         "allow_anonymous false\npassword_file {}\nacl_file {}",
@@ -59,6 +66,12 @@ fn shipped_hub_broker_acl_lets_a_gateway_publish_only_as_itself() {
     cfg.username = Some("outpost-hub".into());
     cfg.password = Some("pw-outpost-hub".into());
     let hub = HubProc::start(&cfg).unwrap();
+    (dir, broker, redis, hub)
+}
+
+#[test]
+fn shipped_hub_broker_acl_lets_a_gateway_publish_only_as_itself() {
+    let (_dir, broker, _redis, hub) = shipped_broker_and_hub();
     let api = hub.api();
     let ev = |ms| loc(ms, "r1", 1.0, 2.0, "2026-11-30T10:00:00.000Z");
     // veh-a writes as veh-b: the broker drops it. veh-a as itself: stored.
@@ -96,4 +109,61 @@ fn shipped_hub_broker_acl_lets_a_gateway_publish_only_as_itself() {
         ["3-0"],
         "veh-a's forgery never stored"
     );
+}
+
+#[test]
+fn a_gateway_whose_hub_login_may_not_publish_its_topics_keeps_its_events_until_it_may() {
+    let (dir, broker, _hub_redis, hub) = shipped_broker_and_hub();
+    let api = hub.api();
+    let redis = RedisServer::new().unwrap();
+    let devices = Mosquitto::new().unwrap();
+    let login = |user: &str| {
+        let pw = dir.path().join(format!("{user}.pw"));
+        std::fs::write(&pw, format!("pw-{user}\n")).unwrap();
+        format!(
+            "[uplink]\nusername = \"{user}\"\npassword_file = {:?}\n",
+            pw.display().to_string()
+        )
+    };
+    // Gateway veh-a logging in as veh-b: the ACL lets it publish only under veh-b, so the
+    // broker answers its batches 0x87 (not authorized). Under MQTT 3.1.1 it would answer a
+    // plain PUBACK and drop them.
+    let mut cfg =
+        GatewayConfig::new("veh-a", &redis.url(), &devices.url(), &broker.url()).mqtt("owntracks");
+    cfg.uplink_header = Some(login("veh-b"));
+    let before = devices.subscriptions_of(&cfg.devices_client_id);
+    let mut gw = Outpost::start_with(&cfg).unwrap();
+    assert!(wait_until(T, || devices
+        .subscriptions_of(&cfg.devices_client_id)
+        > before));
+    let phone = Device::connect(&devices.url(), "phone-ana").unwrap();
+    for i in 0..5 {
+        let fix = format!(
+            r#"{{"_type":"location","tid":"AN","lat":52.{i},"lon":13.4,"tst":{},"acc":5}}"#,
+            1_700_000_000 + i
+        );
+        phone.publish_qos1("owntracks/ana/phone", fix).unwrap();
+    }
+    assert!(
+        gw.wait_for_log("the hub broker refused it", T),
+        "{}",
+        gw.log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    for g in ["veh-a", "veh-b"] {
+        assert!(
+            api.all_events(g, "location", 10).unwrap().is_empty(),
+            "nothing stored under {g}"
+        );
+    }
+    // The login fixed, the kept events go out, each once.
+    cfg.uplink_header = Some(login("veh-a"));
+    gw.write_config(&cfg.to_toml()).unwrap();
+    gw.restart().unwrap();
+    let got = || api.all_events("veh-a", "location", 10).unwrap();
+    assert!(wait_until(T, || got().len() >= 5), "{}", gw.log());
+    std::thread::sleep(Duration::from_millis(500));
+    let events = got();
+    let unique: HashSet<String> = ids(&events).into_iter().collect();
+    assert_eq!((events.len(), unique.len()), (5, 5), "{events:?}");
 }
