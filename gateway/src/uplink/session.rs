@@ -109,8 +109,6 @@ pub async fn run(
     }
     backoff.reset();
     let since = Utc::now();
-    set_up(ctx, &u.name, true).await;
-    info!(region = %u.name, "uplink connected");
     let mut s = Session {
         ctx,
         u,
@@ -131,6 +129,11 @@ pub async fn run(
         probing: false,
         refused_log: LogGate::default(),
     };
+    // The replay mark before the link is reported up: whatever is accepted once it is up is
+    // live, not replay.
+    s.load_cursors().await?;
+    set_up(ctx, &u.name, true).await;
+    info!(region = %u.name, "uplink connected");
     let state = serde_json::json!({"state": "online", "version": env!("CARGO_PKG_VERSION"), "since": format_ts(since)});
     s.publish_untracked(&state_topic, state.to_string().into_bytes())?;
     // Snapshot first, history behind it (SPEC §5). Redis being down must not keep the link
@@ -139,7 +142,6 @@ pub async fn run(
         Ok(snap) => s.publish_untracked(&region_topic(u, gw, "snapshot"), snap.into_bytes())?,
         Err(e) => warn!(error = %e, "could not build snapshot"),
     }
-    s.load_cursors().await?;
     s.drive(&mut el).await
 }
 
