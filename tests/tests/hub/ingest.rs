@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use outpost_system_tests::{wait_until, HubApi, HubConfig, HubProc, RedisCluster, RedisServer};
+use outpost_system_tests::{
+    wait_until, Device, HubApi, HubConfig, HubProc, RedisCluster, RedisServer,
+};
 
 use crate::{batch, ids, loc, up, Bench, T};
 
@@ -70,6 +72,33 @@ fn accepted(redis: &RedisServer, prefix: &str, class: &str) -> u64 {
     v.unwrap_or(0)
 }
 
+/// Five phones' OwnTracks fixes on the device broker, each fix with its own `tst`.
+struct Phones {
+    dev: Device,
+    /// Fixes published so far.
+    sent: u64,
+}
+
+impl Phones {
+    fn new(dev: Device) -> Self {
+        Phones { dev, sent: 0 }
+    }
+
+    /// Publishes the next `n` fixes (QoS 1, acknowledged).
+    fn send(&mut self, n: u64) {
+        let msgs: Vec<(String, String)> = (self.sent..self.sent + n)
+            .map(|i| {
+                (
+                    format!("owntracks/u{}/phone", i % 5),
+                    owntracks(1_700_000_000 + i, i),
+                )
+            })
+            .collect();
+        self.sent += n;
+        self.dev.publish_many_qos1(msgs).unwrap();
+    }
+}
+
 fn owntracks(tst: u64, i: u64) -> String {
     let lat = 51.0 + (i % 1000) as f64 * 1e-4;
     format!(
@@ -106,20 +135,8 @@ fn two_receivers_on_a_cluster_store_every_event_once_through_receiver_kill_and_b
     let gw2 = rig.start(&cfg2).unwrap();
     let phone = rig.device("phones").unwrap();
     let started = std::time::Instant::now();
-    let mut sent = 0u64;
-    let mut send = |n: u64| {
-        let msgs: Vec<(String, String)> = (0..n)
-            .map(|k| {
-                let i = sent + k;
-                (
-                    format!("owntracks/u{}/phone", i % 5),
-                    owntracks(1_700_000_000 + i, i),
-                )
-            })
-            .collect();
-        sent += n;
-        phone.publish_many_qos1(msgs).unwrap();
-    };
+    let mut phones = Phones::new(phone);
+    let mut send = |n| phones.send(n);
     send(600);
     h1.kill9().unwrap();
     send(600);
@@ -135,6 +152,7 @@ fn two_receivers_on_a_cluster_store_every_event_once_through_receiver_kill_and_b
     h2.restart().unwrap();
     send(600);
 
+    let sent = phones.sent;
     eprintln!("published {sent} fixes in {:?}", started.elapsed());
     let api = h1.api();
     for (gw, prefix) in [("veh-0042", "outpost"), ("veh-0043", "gw2")] {
@@ -151,19 +169,8 @@ fn batches_refused_by_a_restarted_hub_broker_before_its_receiver_is_back_are_sen
     let mut rig = outpost_system_tests::Rig::new().unwrap();
     let gw = rig.start(&rig.config().mqtt("owntracks")).unwrap();
     let phone = rig.device("phones").unwrap();
-    let mut sent = 0u64;
-    let mut send = |n: u64| {
-        let msgs: Vec<(String, String)> = (sent..sent + n)
-            .map(|i| {
-                (
-                    format!("owntracks/u{}/phone", i % 3),
-                    owntracks(1_700_000_000 + i, i),
-                )
-            })
-            .collect();
-        sent += n;
-        phone.publish_many_qos1(msgs).unwrap();
-    };
+    let mut phones = Phones::new(phone);
+    let mut send = |n| phones.send(n);
     send(200);
     assert!(
         rig.hub.wait_for_events("location", 200, T),
@@ -192,7 +199,7 @@ fn batches_refused_by_a_restarted_hub_broker_before_its_receiver_is_back_are_sen
     for class in ["presence", "status", "location"] {
         assert_stored_once(api, outpost_system_tests::GW, &rig.redis, "outpost", class);
     }
-    assert_each_fix_once(api, outpost_system_tests::GW, sent);
+    assert_each_fix_once(api, outpost_system_tests::GW, phones.sent);
 }
 
 /// Waits until the hub stored as many `class` events of `gw` as the gateway accepted, then
