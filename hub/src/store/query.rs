@@ -250,7 +250,7 @@ impl Store {
                 }
             }
         }
-        out.sort_by(|a, b| b.0.cmp(&a.0));
+        out.sort_by_key(|e| std::cmp::Reverse(e.0));
         Ok(out.into_iter().map(|(_, e)| e).collect())
     }
 

@@ -221,7 +221,7 @@ fn regions(
             backlog: total,
             oldest_age_s: oldest.map(|ms| age_s(now, from_ms(ms))),
             missed: h.get("missed").and_then(|m| m.parse().ok()).unwrap_or(0),
-            lagging: h.get("lagging").is_some(),
+            lagging: h.contains_key("lagging"),
             name,
         });
     }

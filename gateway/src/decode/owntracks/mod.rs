@@ -223,8 +223,8 @@ fn location(
     // bs: 0 unknown, 1 unplugged, 2 charging, 3 full (still on the charger).
     let charging = match drops.keep(read::num_at(obj.get("bs"), "bs")) {
         None => None,
-        Some(x) if x == 0.0 => None,
-        Some(x) if x == 1.0 => Some(false),
+        Some(0.0) => None,
+        Some(1.0) => Some(false),
         Some(x) if x == 2.0 || x == 3.0 => Some(true),
         Some(x) => {
             drops.field("bs", format!("unknown battery status {x}"));

@@ -99,11 +99,7 @@ fn transition_is_a_location_and_a_status_with_the_region() {
         transition_status: false,
         ..Default::default()
     };
-    let line = FIXTURE
-        .lines()
-        .filter(|l| l.contains("transition"))
-        .next()
-        .unwrap();
+    let line = FIXTURE.lines().find(|l| l.contains("transition")).unwrap();
     let payload = line.split_once(' ').unwrap().1.as_bytes();
     assert_eq!(
         classes(&quiet.decode("p", payload, now()).unwrap()),
