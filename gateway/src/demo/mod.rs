@@ -76,7 +76,7 @@ async fn run(seconds: u64) -> anyhow::Result<ExitCode> {
         &config,
         format!(
             "[gateway]\nid = \"veh-0042\"\nprofiles = \"{}\"\n\n[redis]\nurl = \"redis://127.0.0.1:{redis_port}/0\"\n\n\
-             [devices_mqtt]\nurl = \"mqtt://127.0.0.1:{dev_port}\"\n\n[uplink]\nurl = \"mqtt://127.0.0.1:{}\"\nkeep_alive = \"2s\"\n\n\
+             [devices_mqtt]\nurl = \"mqtt://127.0.0.1:{dev_port}\"\n\n[uplink]\nurl = \"mqtt://127.0.0.1:{}\"\nkeep_alive = \"5s\"\n\n\
              [[mqtt]]\nprofile = \"owntracks\"\n\n[[mqtt]]\nprofile = \"meshtastic\"\n\n[[mqtt]]\nprofile = \"radio-json\"\n\n\
              [[serial]]\ndevice = \"gps0\"\npath = \"{}\"\nprofile = \"nmea-gps\"\n",
             profiles.display(),
