@@ -10,11 +10,12 @@ use redis::Value;
 pub use outpost_proto::batch::Entry as OutboxEntry;
 pub use outpost_proto::id::{next_id, parse_id};
 
-/// What [`Store::read_after_unless`] found.
-pub enum Read {
-    Entries(Vec<OutboxEntry>),
-    /// This higher-priority class has entries now: read it first.
-    Higher(Class),
+/// One class as a drain pass read it ([`Store::read_pass`]).
+pub struct ClassRead {
+    pub class: Class,
+    pub entries: Vec<OutboxEntry>,
+    /// Read to its end: nothing after the last entry (at the time of the snapshot).
+    pub exhausted: bool,
 }
 
 impl Store {
@@ -43,33 +44,48 @@ impl Store {
         c
     }
 
-    /// As [`Store::read_after`], in one atomic snapshot with a look at each class in `higher`
-    /// (each after its own cursor): [`Read::Higher`] when one of them is no longer empty. One input's events are written by one script, so a pass that read a
-    /// higher class as empty and then finds this class's entries cannot send a lower class's
-    /// event before a higher class's event of the same input (drain order, SPEC §6).
-    pub async fn read_after_unless(
+    /// One drain pass's read, in one atomic snapshot (`read.lua`): the classes in `cursors`
+    /// (highest priority first), each after its own cursor, until `slots` batches of
+    /// `per_batch` entries are filled; one reply per class read, in order. A class read short
+    /// is exhausted and the next is read in the same snapshot. One input's events are written
+    /// by one script, so a lower class's event is never read without the higher-class events
+    /// of the same input (drain order, SPEC §6). One round trip however many classes are
+    /// looked at (a pass at a low rate used to take one per class).
+    pub async fn read_pass(
         &self,
-        class: Class,
-        after: &str,
-        count: usize,
-        higher: &[(Class, &str)],
-    ) -> Result<Read, StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for (h, cursor) in higher {
-            pipe.add_command(self.xrange_after(*h, cursor, 1));
+        cursors: &[(Class, &str)],
+        slots: usize,
+        per_batch: usize,
+    ) -> Result<Vec<ClassRead>, StoreError> {
+        let mut inv = self.read.prepare_invoke();
+        for (c, _) in cursors {
+            inv.key(self.key(&format!("outbox:{c}")));
         }
-        pipe.add_command(self.xrange_after(class, after, count));
-        let mut replies: Vec<Value> = pipe.query_async(&mut self.conn()).await?;
-        let Some(own) = replies.pop() else {
-            return Err(StoreError::Reply("empty MULTI reply".into()));
-        };
-        for ((h, _), r) in higher.iter().zip(replies) {
-            if matches!(&r, Value::Array(rows) if !rows.is_empty()) {
-                return Ok(Read::Higher(*h));
-            }
+        for (_, cursor) in cursors {
+            inv.arg(next_id(cursor));
         }
-        Ok(Read::Entries(parse_entries(own, class)?))
+        inv.arg(slots).arg(per_batch);
+        let replies: Vec<Value> = inv.invoke_async(&mut self.conn()).await?;
+        if replies.len() > cursors.len() {
+            return Err(StoreError::Reply(format!(
+                "read pass: {} replies for {} classes",
+                replies.len(),
+                cursors.len()
+            )));
+        }
+        let mut left = slots;
+        let mut out = Vec::with_capacity(replies.len());
+        for ((class, _), v) in cursors.iter().zip(replies) {
+            let entries = parse_entries(v, *class)?;
+            let want = left * per_batch;
+            left = left.saturating_sub(entries.len().div_ceil(per_batch.max(1)));
+            out.push(ClassRead {
+                class: *class,
+                exhausted: entries.len() < want,
+                entries,
+            });
+        }
+        Ok(out)
     }
 
     /// The id of the newest entry of `class`, or `"0-0"`.

@@ -7,7 +7,7 @@ use super::{region_topic, set_up, End};
 use crate::config::Uplink;
 use crate::context::Context;
 use crate::event::{format_ts, Class};
-use crate::store::{parse_id, Read};
+use crate::store::{parse_id, OutboxEntry};
 use crate::util::backoff::Backoff;
 use chrono::Utc;
 use outpost_proto::batch;
@@ -194,71 +194,74 @@ impl Session<'_> {
     /// Publishes batches, highest-priority class first, while the window has room (its size
     /// from the round trip, its bytes within the memory bound).
     async fn fill(&mut self) {
-        let u = self.u;
         if self.fill_blocked_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
         while self.window.len() < self.sizing.size() && self.window.bytes() < window::MAX_BYTES {
-            let Some(class) = Class::ALL.into_iter().find(|c| !self.idle[c.index()]) else {
+            if self.idle.iter().all(|idle| *idle) {
                 return;
-            };
-            let i = class.index();
-            // Read for every free slot at once (one round trip instead of one per batch), then
-            // cut the entries into batches.
-            let want =
-                (self.sizing.size() - self.window.len()).min(READ_BATCHES) * u.batch_max_events;
-            // The classes before this one were read as empty since the last wake: look again
-            // in the same snapshot, so one input's presence never trails its status.
-            let higher: Vec<(Class, &str)> = Class::ALL
-                .into_iter()
-                .take_while(|c| *c != class)
-                .map(|c| (c, self.sent[c.index()].as_str()))
-                .collect();
+            }
+            // Every class after its cursor in one snapshot and one round trip, for every free
+            // slot at once; the entries are then cut into batches. Classes idle since the last
+            // wake are looked at again too: an input may have written to them since, and its
+            // higher-class events must go before its lower-class ones.
+            let slots = (self.sizing.size() - self.window.len()).min(READ_BATCHES);
+            let cursors = Class::ALL.map(|c| (c, self.sent[c.index()].as_str()));
             let read = self
                 .ctx
                 .store
-                .read_after_unless(class, &self.sent[i], want, &higher)
+                .read_pass(&cursors, slots, self.u.batch_max_events)
                 .await;
-            let entries = match read {
-                Ok(Read::Entries(e)) => e,
-                Ok(Read::Higher(h)) => {
-                    self.idle[h.index()] = false;
-                    continue;
-                }
+            let classes = match read {
+                Ok(r) => r,
                 Err(e) => {
                     warn!(error = %e, "cannot read outbox; retrying in 1s");
                     self.fill_blocked_until = Some(Instant::now() + Duration::from_secs(1));
                     return;
                 }
             };
-            if entries.len() < want {
-                self.idle[i] = true;
-            }
-            for chunk in entries.chunks(u.batch_max_events) {
-                let last_id = chunk[chunk.len() - 1].id.clone();
-                let payload = batch::payload(
-                    &self.ctx.settings.gateway_id,
-                    class,
-                    chunk,
-                    self.replay_upto[i],
-                );
-                let bytes = payload.len();
-                let t = region_topic(u, &self.ctx.settings.gateway_id, &format!("up/{class}"));
-                if let Err(e) = self.client.try_publish(t, QoS::AtLeastOnce, false, payload) {
-                    // The request channel is sized above the window, so this is a bug, not load.
-                    warn!(error = %e, "uplink request queue refused a batch; will retry");
-                    self.idle[i] = false;
+            for r in classes {
+                self.idle[r.class.index()] = r.exhausted;
+                if !self.publish(r.class, &r.entries) {
                     return;
                 }
-                self.window.published(Batch {
-                    class,
-                    last_id: last_id.clone(),
-                    len: chunk.len(),
-                    bytes,
-                });
-                self.sent[i] = last_id;
             }
         }
+    }
+
+    /// Publishes `entries` of `class` as batches of up to `batch_max_events`; false when the
+    /// request queue refused one (what was not published is read again next pass).
+    fn publish(&mut self, class: Class, entries: &[OutboxEntry]) -> bool {
+        let i = class.index();
+        for chunk in entries.chunks(self.u.batch_max_events) {
+            let last_id = chunk[chunk.len() - 1].id.clone();
+            let payload = batch::payload(
+                &self.ctx.settings.gateway_id,
+                class,
+                chunk,
+                self.replay_upto[i],
+            );
+            let bytes = payload.len();
+            let t = region_topic(
+                self.u,
+                &self.ctx.settings.gateway_id,
+                &format!("up/{class}"),
+            );
+            if let Err(e) = self.client.try_publish(t, QoS::AtLeastOnce, false, payload) {
+                // The request channel is sized above the window, so this is a bug, not load.
+                warn!(error = %e, "uplink request queue refused a batch; will retry");
+                self.idle[i] = false;
+                return false;
+            }
+            self.window.published(Batch {
+                class,
+                last_id: last_id.clone(),
+                len: chunk.len(),
+                bytes,
+            });
+            self.sent[i] = last_id;
+        }
+        true
     }
 
     /// SPEC §2: wait up to 5 s for in-flight acknowledgements, say offline, disconnect.
