@@ -11,7 +11,7 @@ mod presence;
 mod regions;
 
 pub use budget::Thinned;
-pub use outbox::{next_id, parse_id, ClassRead, OutboxEntry};
+pub use outbox::{next_id, parse_id, OutboxEntry};
 pub use regions::{region_key, Region};
 
 use crate::event::{Body, Class, Event, Presence, PresenceState, TsSrc};
@@ -94,7 +94,6 @@ pub struct Store {
     offline: redis::Script,
     down: redis::Script,
     ack: redis::Script,
-    read: redis::Script,
 }
 
 impl Store {
@@ -115,7 +114,6 @@ impl Store {
             offline: redis::Script::new(include_str!("offline.lua")),
             down: redis::Script::new(include_str!("down.lua")),
             ack: redis::Script::new(include_str!("ack.lua")),
-            read: redis::Script::new(include_str!("read.lua")),
         };
         store.load_scripts().await?;
         Ok(store)
@@ -137,13 +135,7 @@ impl Store {
 
     async fn load_scripts(&self) -> Result<(), StoreError> {
         let mut c = self.conn();
-        for s in [
-            &self.ingest,
-            &self.offline,
-            &self.down,
-            &self.ack,
-            &self.read,
-        ] {
+        for s in [&self.ingest, &self.offline, &self.down, &self.ack] {
             let _: String = s.prepare_invoke().load_async(&mut c).await?;
         }
         Ok(())

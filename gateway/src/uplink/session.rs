@@ -24,6 +24,15 @@ const READ_BATCHES: usize = 16;
 /// SPEC §2: on shutdown wait this long for in-flight acknowledgements.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// What [`Session::publish`] did with a read's entries.
+enum Published {
+    All,
+    /// The window filled first.
+    WindowFull,
+    /// The request queue refused a batch.
+    Refused,
+}
+
 struct Session<'a> {
     ctx: &'a Context,
     /// This region's hub settings.
@@ -198,42 +207,74 @@ impl Session<'_> {
             return;
         }
         while self.window.len() < self.sizing.size() && self.window.bytes() < window::MAX_BYTES {
-            if self.idle.iter().all(|idle| *idle) {
+            let Some(first) = Class::ALL.into_iter().find(|c| !self.idle[c.index()]) else {
                 return;
-            }
-            // Every class after its cursor in one snapshot and one round trip, for every free
-            // slot at once; the entries are then cut into batches. Classes idle since the last
-            // wake are looked at again too: an input may have written to them since, and its
-            // higher-class events must go before its lower-class ones.
-            let slots = (self.sizing.size() - self.window.len()).min(READ_BATCHES);
-            let cursors = Class::ALL.map(|c| (c, self.sent[c.index()].as_str()));
-            let read = self
-                .ctx
-                .store
-                .read_pass(&cursors, slots, self.u.batch_max_events)
-                .await;
-            let classes = match read {
-                Ok(r) => r,
-                Err(e) => {
-                    warn!(error = %e, "cannot read outbox; retrying in 1s");
-                    self.fill_blocked_until = Some(Instant::now() + Duration::from_secs(1));
-                    return;
-                }
             };
-            for r in classes {
-                self.idle[r.class.index()] = r.exhausted;
-                if !self.publish(r.class, &r.entries) {
-                    return;
-                }
+            if !self.pass(first).await {
+                return;
             }
         }
     }
 
-    /// Publishes `entries` of `class` as batches of up to `batch_max_events`; false when the
-    /// request queue refused one (what was not published is read again next pass).
-    fn publish(&mut self, class: Class, entries: &[OutboxEntry]) -> bool {
+    /// One read of every class in one snapshot and one round trip (a pass at a low rate used to
+    /// take one round trip per class): the classes before `first` (read as empty since the
+    /// last wake) one entry each, to look again; `first` for every free slot at once; the
+    /// classes after it one batch each, used only while every class before them was read to
+    /// its end. False when the pass must not be repeated now (Redis failed, or the request
+    /// queue refused a batch).
+    async fn pass(&mut self, first: Class) -> bool {
+        let per = self.u.batch_max_events;
+        let want = (self.sizing.size() - self.window.len()).min(READ_BATCHES) * per;
+        let count = |c: Class| match c.index().cmp(&first.index()) {
+            std::cmp::Ordering::Less => 1,
+            std::cmp::Ordering::Equal => want,
+            std::cmp::Ordering::Greater => per.min(want),
+        };
+        let reads: Vec<(Class, &str, usize)> = Class::ALL
+            .into_iter()
+            .map(|c| (c, self.sent[c.index()].as_str(), count(c)))
+            .collect();
+        let read = self.ctx.store.read_pass(&reads).await;
+        let replies = match read {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "cannot read outbox; retrying in 1s");
+                self.fill_blocked_until = Some(Instant::now() + Duration::from_secs(1));
+                return false;
+            }
+        };
+        for (c, entries) in Class::ALL.into_iter().zip(replies) {
+            let i = c.index();
+            if c.index() < first.index() {
+                if !entries.is_empty() {
+                    // It has entries now: the next pass reads it first.
+                    self.idle[i] = false;
+                    return true;
+                }
+                continue;
+            }
+            let exhausted = entries.len() < count(c);
+            match self.publish(c, &entries) {
+                Published::All => self.idle[i] = exhausted,
+                Published::WindowFull => return true,
+                Published::Refused => return false,
+            }
+            if !exhausted {
+                return true; // more of this class waits: nothing lower goes before it
+            }
+        }
+        true
+    }
+
+    /// Publishes `entries` of `class` as batches of up to `batch_max_events` while the window
+    /// has room; what was not published is read again next pass.
+    fn publish(&mut self, class: Class, entries: &[OutboxEntry]) -> Published {
         let i = class.index();
         for chunk in entries.chunks(self.u.batch_max_events) {
+            if self.window.len() >= self.sizing.size() {
+                self.idle[i] = false;
+                return Published::WindowFull;
+            }
             let last_id = chunk[chunk.len() - 1].id.clone();
             let payload = batch::payload(
                 &self.ctx.settings.gateway_id,
@@ -251,7 +292,7 @@ impl Session<'_> {
                 // The request channel is sized above the window, so this is a bug, not load.
                 warn!(error = %e, "uplink request queue refused a batch; will retry");
                 self.idle[i] = false;
-                return false;
+                return Published::Refused;
             }
             self.window.published(Batch {
                 class,
@@ -261,7 +302,7 @@ impl Session<'_> {
             });
             self.sent[i] = last_id;
         }
-        true
+        Published::All
     }
 
     /// SPEC §2: wait up to 5 s for in-flight acknowledgements, say offline, disconnect.
