@@ -194,7 +194,7 @@ fn split(json: &str) -> Option<Vec<(&str, &str)>> {
         if b.get(i) != Some(&b'"') {
             return None;
         }
-        let k_end = i + 1 + json[i + 1..].find('"')?;
+        let k_end = i + 1 + b[i + 1..].iter().position(|&c| c == b'"')?;
         let key = &json[i + 1..k_end];
         if b.get(k_end + 1) != Some(&b':') {
             return None;

@@ -20,6 +20,17 @@ pub enum Target {
     Fail(String, String),
 }
 
+/// What [`Store::down_turn`] read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DownTurn {
+    /// Queued (msg_id, dev) pairs past their expiry.
+    pub expired: Vec<(String, String)>,
+    /// Devices with a queue.
+    pub pending: Vec<String>,
+    /// Receipts ever written, by any process.
+    pub receipts: u64,
+}
+
 /// One message in a device's queue, as the dispatcher needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Queued {
@@ -159,28 +170,37 @@ impl Store {
             .collect())
     }
 
-    /// Queued (msg_id, dev) pairs whose expiry is at or before `now_ms` (at most `limit`).
-    pub async fn down_expired(
-        &self,
-        now_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        let members: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+    /// What the dispatcher looks at every turn, in one round trip: the queued (msg_id, dev)
+    /// pairs whose expiry is at or before `now_ms` (at most `limit`), the devices with a queue
+    /// and how many receipts were ever written (`accepted:receipt` of `<p>:stats`) by any
+    /// process: `outpost send` writes its `queued` receipts outside the daemon.
+    pub async fn down_turn(&self, now_ms: i64, limit: usize) -> Result<DownTurn, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZRANGEBYSCORE")
             .arg(self.key("down:expiry"))
             .arg("-inf")
             .arg(now_ms)
             .arg("LIMIT")
             .arg(0)
             .arg(limit)
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(members
-            .into_iter()
-            .filter_map(|m| {
-                let (id, dev) = m.split_once(' ')?;
-                Some((id.to_string(), dev.to_string()))
-            })
-            .collect())
+            .cmd("SMEMBERS")
+            .arg(self.key("down:pending"))
+            .cmd("HGET")
+            .arg(self.key("stats"))
+            .arg("accepted:receipt");
+        let (expired, pending, receipts): (Vec<String>, Vec<String>, Option<u64>) =
+            pipe.query_async(&mut self.conn()).await?;
+        Ok(DownTurn {
+            expired: expired
+                .into_iter()
+                .filter_map(|m| {
+                    let (id, dev) = m.split_once(' ')?;
+                    Some((id.to_string(), dev.to_string()))
+                })
+                .collect(),
+            pending,
+            receipts: receipts.unwrap_or(0),
+        })
     }
 
     /// The states (msg_id's `st:<dev>` fields) of a message, by device.
@@ -193,17 +213,6 @@ impl Store {
             .into_iter()
             .filter_map(|(k, v)| Some((k.strip_prefix("st:")?.to_string(), v)))
             .collect())
-    }
-
-    /// How many receipts were ever written (`accepted:receipt` of `<p>:stats`), by any
-    /// process: `outpost send` writes its `queued` receipts outside the daemon.
-    pub async fn receipts_written(&self) -> Result<u64, StoreError> {
-        let n: Option<u64> = redis::cmd("HGET")
-            .arg(self.key("stats"))
-            .arg("accepted:receipt")
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(n.unwrap_or(0))
     }
 
     /// Downlink counters: messages by state and bad ones by reason (`bad:<reason>`).

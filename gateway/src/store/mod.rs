@@ -11,7 +11,7 @@ mod presence;
 mod regions;
 
 pub use budget::Thinned;
-pub use outbox::{next_id, parse_id, OutboxEntry, Read};
+pub use outbox::{next_id, parse_id, OutboxEntry};
 pub use regions::{region_key, Region};
 
 use crate::event::{Body, Class, Event, Presence, PresenceState, TsSrc};

@@ -2,7 +2,7 @@
 //! write waits for an fsync; awaiting one per PUBACK would cap the drain at the disk's fsync
 //! rate. Instead the session hands each cursor move here and goes on; a task writes the latest
 //! cursor of every class in one transaction whenever there is news (moves coalesce while a
-//! write is in flight). A crash before a write lands only means the hub sees those events again
+//! write is in flight, and for [`COALESCE`] after it). A crash before a write lands only means the hub sees those events again
 //! and drops them by its high-water rule. Each region has its own writer (SPEC §9); the write
 //! also trims behind the slowest region still within its `max_lag` (`store/ack.lua`).
 
@@ -13,6 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::{debug, warn};
+
+/// Least time between two cursor writes. A crash loses at most this much more of the record
+/// (those events are sent again and dropped by the hub as duplicates); shutdown flushes.
+const COALESCE: Duration = Duration::from_millis(100);
 
 /// Pending cursor moves: per class the newest acknowledged id and how many events it covers.
 #[derive(Default)]
@@ -112,6 +116,10 @@ impl CursorWriter {
                 self.put_back(moves);
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 self.wake.notify_one();
+            } else {
+                // Moves that come meanwhile wait and go in the next write: at a low rate each
+                // PUBACK would otherwise cost its own Redis round trip (and fsync).
+                tokio::time::sleep(COALESCE).await;
             }
         }
     }

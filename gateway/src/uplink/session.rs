@@ -14,7 +14,7 @@ use super::{region_topic, set_up, End};
 use crate::config::Uplink;
 use crate::context::Context;
 use crate::event::{format_ts, Class};
-use crate::store::{parse_id, Read};
+use crate::store::{parse_id, OutboxEntry};
 use crate::util::backoff::Backoff;
 use crate::util::ratelimit::LogGate;
 use chrono::Utc;
@@ -34,6 +34,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BATCHES: usize = 16;
 /// SPEC §2: on shutdown wait this long for in-flight acknowledgements.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What [`Session::publish`] did with a read's entries.
+enum Published {
+    All,
+    /// The window filled first.
+    WindowFull,
+    /// The request queue refused a batch.
+    Refused,
+}
 
 struct Session<'a> {
     ctx: &'a Context,
@@ -258,80 +267,129 @@ impl Session<'_> {
         }
     }
 
+    /// Batches that may await PUBACK now: the window's size, or one while probing after a
+    /// refusal.
+    fn slots(&self) -> usize {
+        if self.probing {
+            1
+        } else {
+            self.sizing.size()
+        }
+    }
+
+    /// Events per batch: `batch_max_events`, or one while probing after a refusal (a probe
+    /// costs a metered link next to nothing while no receiver is there).
+    fn per_batch(&self) -> usize {
+        if self.probing {
+            1
+        } else {
+            self.u.batch_max_events
+        }
+    }
+
     /// Publishes batches, highest-priority class first, while the window has room (its size
     /// from the round trip, its bytes within the memory bound).
     async fn fill(&mut self) {
-        let u = self.u;
         if self.fill_blocked_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        // After a refusal, one batch of one event at a time until one is delivered: a probe
-        // that costs a metered link next to nothing while no receiver is there.
-        let (slots, per_batch) = if self.probing {
-            (1, 1)
-        } else {
-            (self.sizing.size(), u.batch_max_events)
-        };
-        while self.window.len() < slots && self.window.bytes() < window::MAX_BYTES {
-            let Some(class) = Class::ALL.into_iter().find(|c| !self.idle[c.index()]) else {
+        while self.window.len() < self.slots() && self.window.bytes() < window::MAX_BYTES {
+            let Some(first) = Class::ALL.into_iter().find(|c| !self.idle[c.index()]) else {
                 return;
             };
-            let i = class.index();
-            // Read for every free slot at once (one round trip instead of one per batch), then
-            // cut the entries into batches.
-            let want = (slots - self.window.len()).min(READ_BATCHES) * per_batch;
-            // The classes before this one were read as empty since the last wake: look again
-            // in the same snapshot, so one input's presence never trails its status.
-            let higher: Vec<(Class, &str)> = Class::ALL
-                .into_iter()
-                .take_while(|c| *c != class)
-                .map(|c| (c, self.sent[c.index()].as_str()))
-                .collect();
-            let read = self
-                .ctx
-                .store
-                .read_after_unless(class, &self.sent[i], want, &higher)
-                .await;
-            let entries = match read {
-                Ok(Read::Entries(e)) => e,
-                Ok(Read::Higher(h)) => {
-                    self.idle[h.index()] = false;
-                    continue;
-                }
-                Err(e) => {
-                    warn!(error = %e, "cannot read outbox; retrying in 1s");
-                    self.fill_blocked_until = Some(Instant::now() + Duration::from_secs(1));
-                    return;
-                }
-            };
-            if entries.len() < want {
-                self.idle[i] = true;
-            }
-            for chunk in entries.chunks(per_batch) {
-                let last_id = chunk[chunk.len() - 1].id.clone();
-                let payload = batch::payload(
-                    &self.ctx.settings.gateway_id,
-                    class,
-                    chunk,
-                    self.replay_upto[i],
-                );
-                let bytes = payload.len();
-                let t = region_topic(u, &self.ctx.settings.gateway_id, &format!("up/{class}"));
-                if let Err(e) = self.client.try_publish(t, QoS::AtLeastOnce, false, payload) {
-                    // The request channel is sized above the window, so this is a bug, not load.
-                    warn!(error = %e, "uplink request queue refused a batch; will retry");
-                    self.idle[i] = false;
-                    return;
-                }
-                self.window.published(Batch {
-                    class,
-                    last_id: last_id.clone(),
-                    len: chunk.len(),
-                    bytes,
-                });
-                self.sent[i] = last_id;
+            if !self.pass(first).await {
+                return;
             }
         }
+    }
+
+    /// One read of every class in one snapshot and one round trip (a pass at a low rate used to
+    /// take one round trip per class): the classes before `first` (read as empty since the
+    /// last wake) one entry each, to look again; `first` for every free slot at once; the
+    /// classes after it one batch each, used only while every class before them was read to
+    /// its end. False when the pass must not be repeated now (Redis failed, or the request
+    /// queue refused a batch).
+    async fn pass(&mut self, first: Class) -> bool {
+        let per = self.per_batch();
+        let want = (self.slots() - self.window.len()).min(READ_BATCHES) * per;
+        let count = |c: Class| match c.index().cmp(&first.index()) {
+            std::cmp::Ordering::Less => 1,
+            std::cmp::Ordering::Equal => want,
+            std::cmp::Ordering::Greater => per.min(want),
+        };
+        let reads: Vec<(Class, &str, usize)> = Class::ALL
+            .into_iter()
+            .map(|c| (c, self.sent[c.index()].as_str(), count(c)))
+            .collect();
+        let read = self.ctx.store.read_pass(&reads).await;
+        let replies = match read {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "cannot read outbox; retrying in 1s");
+                self.fill_blocked_until = Some(Instant::now() + Duration::from_secs(1));
+                return false;
+            }
+        };
+        for (c, entries) in Class::ALL.into_iter().zip(replies) {
+            let i = c.index();
+            if c.index() < first.index() {
+                if !entries.is_empty() {
+                    // It has entries now: the next pass reads it first.
+                    self.idle[i] = false;
+                    return true;
+                }
+                continue;
+            }
+            let exhausted = entries.len() < count(c);
+            match self.publish(c, &entries) {
+                Published::All => self.idle[i] = exhausted,
+                Published::WindowFull => return true,
+                Published::Refused => return false,
+            }
+            if !exhausted {
+                return true; // more of this class waits: nothing lower goes before it
+            }
+        }
+        true
+    }
+
+    /// Publishes `entries` of `class` as batches of up to `batch_max_events` while the window
+    /// has room; what was not published is read again next pass.
+    fn publish(&mut self, class: Class, entries: &[OutboxEntry]) -> Published {
+        let i = class.index();
+        for chunk in entries.chunks(self.per_batch()) {
+            if self.window.len() >= self.slots() {
+                self.idle[i] = false;
+                return Published::WindowFull;
+            }
+            let last_id = chunk[chunk.len() - 1].id.clone();
+            let payload = batch::payload(
+                &self.ctx.settings.gateway_id,
+                class,
+                chunk,
+                self.replay_upto[i],
+            );
+            let bytes = payload.len();
+            let t = region_topic(
+                self.u,
+                &self.ctx.settings.gateway_id,
+                &format!("up/{class}"),
+            );
+            if let Err(e) = self.client.try_publish(t, QoS::AtLeastOnce, false, payload) {
+                // The request channel is sized above the window, so this is a bug, not load.
+                warn!(error = %e, "uplink request queue refused a batch; will retry");
+                self.idle[i] = false;
+                return Published::Refused;
+            }
+            self.window.published(Batch {
+                class,
+                last_id: last_id.clone(),
+                len: chunk.len(),
+                bytes,
+            });
+            self.sent[i] = last_id;
+        }
+        Published::All
     }
 
     /// SPEC §2: wait up to 5 s for in-flight acknowledgements, say offline, disconnect.
