@@ -7,6 +7,7 @@
 //! wake-up, so one slow or lost region never holds back another's live traffic.
 
 mod cursor;
+mod refused;
 mod session;
 pub mod window;
 

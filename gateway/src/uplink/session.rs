@@ -5,10 +5,11 @@
 //! for it (0x10: e.g. a restarted mosquitto, which does not restore the receivers' shared
 //! subscription until they subscribe again) or refused it (0x87 not authorized, …) answers
 //! with a PUBACK all the same. Such a batch was not delivered: the cursor stays before it and
-//! it is sent again after a pause ([`Window::refused`]), one event at a time until one is
-//! delivered.
+//! it is sent again after a pause, one event at a time until one is delivered
+//! ([`Window::refused`], [`Refusals`]); the other classes go on meanwhile.
 
 use super::cursor::CursorWriter;
+use super::refused::Refusals;
 use super::window::{self, Batch, Sizing, Window};
 use super::{region_topic, set_up, End};
 use crate::config::Uplink;
@@ -70,10 +71,8 @@ struct Session<'a> {
     awaiting_since: Option<Instant>,
     response_timeout: Duration,
     fill_blocked_until: Option<Instant>,
-    /// Pause before resending batches the broker refused (reset by a delivered batch).
-    refused_backoff: Backoff,
-    /// A batch was refused and none delivered since: send one small batch at a time.
-    probing: bool,
+    /// Classes the broker refused batches of, pausing and probing ([`Refusals`]).
+    refusals: Refusals,
     refused_log: LogGate,
 }
 
@@ -134,8 +133,7 @@ pub async fn run(
         awaiting_since: None,
         response_timeout: (u.broker.keep_alive / 2).max(Duration::from_secs(1)),
         fill_blocked_until: None,
-        refused_backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(5)),
-        probing: false,
+        refusals: Refusals::default(),
         refused_log: LogGate::default(),
     };
     // The replay mark before the link is reported up: whatever is accepted once it is up is
@@ -227,8 +225,7 @@ impl Session<'_> {
             return;
         }
         if let Some((class, id, n)) = self.window.acked(ack.pkid) {
-            self.refused_backoff.reset();
-            self.probing = false;
+            self.refusals.delivered(class);
             if self.me == 0 {
                 self.ctx.metrics.add_forwarded(class, n);
             }
@@ -253,9 +250,7 @@ impl Session<'_> {
             .unwrap_or_else(|| self.acked[i].clone());
         self.idle[i] = false;
         self.ctx.metrics.region(&self.u.name, |r| r.refused += 1);
-        self.probing = true;
-        let delay = self.refused_backoff.next_delay();
-        self.fill_blocked_until = Some(Instant::now() + delay);
+        let delay = self.refusals.refused(class, std::time::Instant::now());
         if let Some(suppressed) = self.refused_log.check("refused") {
             let why = if ack.reason == PubAckReason::NoMatchingSubscribers {
                 "no receiver is subscribed on the hub broker"
@@ -267,20 +262,17 @@ impl Session<'_> {
         }
     }
 
-    /// Batches that may await PUBACK now: the window's size, or one while probing after a
-    /// refusal.
-    fn slots(&self) -> usize {
-        if self.probing {
-            1
-        } else {
-            self.sizing.size()
-        }
+    /// Whether `class` waits now: in its pause after a refusal, or probing with its one
+    /// batch in flight.
+    fn held(&self, class: Class) -> bool {
+        self.refusals.paused(class, std::time::Instant::now())
+            || (self.refusals.probing(class) && self.window.in_flight(class) > 0)
     }
 
-    /// Events per batch: `batch_max_events`, or one while probing after a refusal (a probe
-    /// costs a metered link next to nothing while no receiver is there).
-    fn per_batch(&self) -> usize {
-        if self.probing {
+    /// Events per batch of `class`: `batch_max_events`, or one while it probes after a
+    /// refusal (a probe costs a metered link next to nothing while no receiver is there).
+    fn per_batch(&self, class: Class) -> usize {
+        if self.refusals.probing(class) {
             1
         } else {
             self.u.batch_max_events
@@ -293,8 +285,11 @@ impl Session<'_> {
         if self.fill_blocked_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        while self.window.len() < self.slots() && self.window.bytes() < window::MAX_BYTES {
-            let Some(first) = Class::ALL.into_iter().find(|c| !self.idle[c.index()]) else {
+        while self.window.len() < self.sizing.size() && self.window.bytes() < window::MAX_BYTES {
+            let Some(first) = Class::ALL
+                .into_iter()
+                .find(|c| !self.idle[c.index()] && !self.held(*c))
+            else {
                 return;
             };
             if !self.pass(first).await {
@@ -310,12 +305,18 @@ impl Session<'_> {
     /// its end. False when the pass must not be repeated now (Redis failed, or the request
     /// queue refused a batch).
     async fn pass(&mut self, first: Class) -> bool {
-        let per = self.per_batch();
-        let want = (self.slots() - self.window.len()).min(READ_BATCHES) * per;
+        let per = self.u.batch_max_events;
+        let slots = (self.sizing.size() - self.window.len()).min(READ_BATCHES);
+        let held: Vec<bool> = Class::ALL.into_iter().map(|c| self.held(c)).collect();
+        let probing: Vec<bool> = Class::ALL
+            .into_iter()
+            .map(|c| self.refusals.probing(c))
+            .collect();
         let count = |c: Class| match c.index().cmp(&first.index()) {
+            _ if held[c.index()] || probing[c.index()] => 1,
             std::cmp::Ordering::Less => 1,
-            std::cmp::Ordering::Equal => want,
-            std::cmp::Ordering::Greater => per.min(want),
+            std::cmp::Ordering::Equal => slots * per,
+            std::cmp::Ordering::Greater => per.min(slots * per),
         };
         let reads: Vec<(Class, &str, usize)> = Class::ALL
             .into_iter()
@@ -332,6 +333,9 @@ impl Session<'_> {
         };
         for (c, entries) in Class::ALL.into_iter().zip(replies) {
             let i = c.index();
+            if held[i] {
+                continue; // refused by the broker: waits, and the others go on
+            }
             if c.index() < first.index() {
                 if !entries.is_empty() {
                     // It has entries now: the next pass reads it first.
@@ -357,8 +361,11 @@ impl Session<'_> {
     /// has room; what was not published is read again next pass.
     fn publish(&mut self, class: Class, entries: &[OutboxEntry]) -> Published {
         let i = class.index();
-        for chunk in entries.chunks(self.per_batch()) {
-            if self.window.len() >= self.slots() {
+        let probing = self.refusals.probing(class);
+        for chunk in entries.chunks(self.per_batch(class)) {
+            if self.window.len() >= self.sizing.size()
+                || (probing && self.window.in_flight(class) > 0)
+            {
                 self.idle[i] = false;
                 return Published::WindowFull;
             }

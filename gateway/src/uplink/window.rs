@@ -85,6 +85,11 @@ impl Window {
         self.per_class.iter().map(|q| q.len()).sum()
     }
 
+    /// Batches of `class` not yet acknowledged.
+    pub fn in_flight(&self, class: Class) -> usize {
+        self.per_class[class.index()].len()
+    }
+
     /// Payload bytes not yet acknowledged.
     pub fn bytes(&self) -> usize {
         self.per_class

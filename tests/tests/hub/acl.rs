@@ -42,6 +42,11 @@ fn mosquitto_pub(port: u16, user: &str, topic: &str, payload: &str) {
 /// The hub broker with the ACL exactly as shipped and logins `veh-a`, `veh-b`, `outpost-hub`
 /// (password `pw-<user>`), and a hub on it with its own Redis.
 fn shipped_broker_and_hub() -> (TempDir, Mosquitto, RedisServer, HubProc) {
+    broker_and_hub(&outpost_system_tests::workspace_root().join("hub/broker/acl"))
+}
+
+/// As [`shipped_broker_and_hub`], with the ACL file `acl`.
+fn broker_and_hub(acl: &std::path::Path) -> (TempDir, Mosquitto, RedisServer, HubProc) {
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("passwords");
     std::fs::write(&pw, "").unwrap();
@@ -54,7 +59,6 @@ fn shipped_broker_and_hub() -> (TempDir, Mosquitto, RedisServer, HubProc) {
             .expect("mosquitto_passwd on PATH");
         assert!(st.success());
     }
-    let acl = outpost_system_tests::workspace_root().join("hub/broker/acl");
     let auth = format!(
         "allow_anonymous false\npassword_file {}\nacl_file {}",
         pw.display(),
@@ -166,4 +170,88 @@ fn a_gateway_whose_hub_login_may_not_publish_its_topics_keeps_its_events_until_i
     let events = got();
     let unique: HashSet<String> = ids(&events).into_iter().collect();
     assert_eq!((events.len(), unique.len()), (5, 5), "{events:?}");
+}
+
+#[test]
+fn a_class_the_hub_broker_refuses_waits_in_the_outbox_and_the_other_classes_go_on() {
+    // veh-a may publish its locations, state and snapshot, not its presence: the broker
+    // answers its presence batches 0x87.
+    let acl_dir = tempfile::tempdir().unwrap();
+    let acl = acl_dir.path().join("acl");
+    std::fs::write(
+        &acl,
+        "user outpost-hub\ntopic read outpost/v1/+/up/+\ntopic read outpost/v1/+/state\n\
+         topic read outpost/v1/+/snapshot\n\
+         user veh-a\ntopic write outpost/v1/veh-a/up/location\ntopic write outpost/v1/veh-a/state\n\
+         topic write outpost/v1/veh-a/snapshot\n",
+    )
+    .unwrap();
+    let (dir, broker, _hub_redis, hub) = broker_and_hub(&acl);
+    let api = hub.api();
+    let redis = RedisServer::new().unwrap();
+    let devices = Mosquitto::new().unwrap();
+    let pw = dir.path().join("veh-a.pw");
+    std::fs::write(&pw, "pw-veh-a\n").unwrap();
+    let mut cfg =
+        GatewayConfig::new("veh-a", &redis.url(), &devices.url(), &broker.url()).mqtt("owntracks");
+    cfg.uplink_header = Some(format!(
+        "[uplink]\nusername = \"veh-a\"\npassword_file = {:?}\n",
+        pw.display().to_string()
+    ));
+    let before = devices.subscriptions_of(&cfg.devices_client_id);
+    let gw = Outpost::start_with(&cfg).unwrap();
+    assert!(wait_until(T, || devices
+        .subscriptions_of(&cfg.devices_client_id)
+        > before));
+    // Three phones, 40 fixes each: 120 locations, and each phone's presence (online).
+    let phone = Device::connect(&devices.url(), "phones").unwrap();
+    let fixes: Vec<(String, String)> = (0..120)
+        .map(|i| {
+            (
+                format!("owntracks/p{}/phone", i % 3),
+                format!(
+                    r#"{{"_type":"location","tid":"P{}","lat":52.{i:03},"lon":13.4,"tst":{},"acc":5}}"#,
+                    i % 3,
+                    1_700_000_000 + i
+                ),
+            )
+        })
+        .collect();
+    phone.publish_many_qos1(fixes).unwrap();
+    let accepted = |class: &str| -> u64 {
+        let mut c = redis.conn().unwrap();
+        redis::cmd("HGET")
+            .arg("outpost:stats")
+            .arg(format!("accepted:{class}"))
+            .query::<Option<u64>>(&mut c)
+            .unwrap()
+            .unwrap_or(0)
+    };
+    assert!(wait_until(T, || accepted("location") == 120
+        && accepted("presence") >= 3));
+    // Presence (drained before location when both wait) is refused; location goes on.
+    let locations = || api.all_events("veh-a", "location", 1000).unwrap();
+    assert!(
+        wait_until(T, || locations().len() == 120),
+        "{} of 120 locations at the hub\n{}",
+        locations().len(),
+        gw.log()
+    );
+    assert!(
+        gw.log().contains("the hub broker refused it"),
+        "{}",
+        gw.log()
+    );
+    assert!(api.all_events("veh-a", "presence", 10).unwrap().is_empty());
+    let mut c = redis.conn().unwrap();
+    let waiting: u64 = redis::cmd("XLEN")
+        .arg("outpost:outbox:presence")
+        .query(&mut c)
+        .unwrap();
+    assert!(
+        waiting >= 3,
+        "refused presence kept in the outbox: {waiting}"
+    );
+    let ids: HashSet<String> = ids(&locations()).into_iter().collect();
+    assert_eq!(ids.len(), 120, "each location once");
 }
