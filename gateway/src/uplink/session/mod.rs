@@ -8,18 +8,19 @@
 //! it is sent again after a pause, one event at a time until one is delivered
 //! ([`Window::refused`], [`Refusals`]); the other classes go on meanwhile.
 
+mod fill;
+
 use super::cursor::CursorWriter;
 use super::refused::Refusals;
-use super::window::{self, Batch, Sizing, Window};
+use super::window::{self, Sizing, Window};
 use super::{region_topic, set_up, End};
 use crate::config::Uplink;
 use crate::context::Context;
 use crate::event::{format_ts, Class};
-use crate::store::{parse_id, OutboxEntry};
+use crate::store::parse_id;
 use crate::util::backoff::Backoff;
 use crate::util::ratelimit::LogGate;
 use chrono::Utc;
-use outpost_proto::batch;
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PubAck, PubAckReason};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop};
@@ -31,19 +32,8 @@ use tracing::{info, warn};
 
 /// Time allowed for the broker's CONNACK.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most batches read from the outbox in one round trip (bounds one reply's size).
-const READ_BATCHES: usize = 16;
 /// SPEC §2: on shutdown wait this long for in-flight acknowledgements.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// What [`Session::publish`] did with a read's entries.
-enum Published {
-    All,
-    /// The window filled first.
-    WindowFull,
-    /// The request queue refused a batch.
-    Refused,
-}
 
 struct Session<'a> {
     ctx: &'a Context,
@@ -260,143 +250,6 @@ impl Session<'_> {
             warn!(region = %self.u.name, class = %class, reason = ?ack.reason, retry_in = ?delay, suppressed,
                 "batch not delivered ({why}); it stays in the outbox and is sent again");
         }
-    }
-
-    /// Whether `class` waits now: in its pause after a refusal, or probing with its one
-    /// batch in flight.
-    fn held(&self, class: Class) -> bool {
-        self.refusals.paused(class, std::time::Instant::now())
-            || (self.refusals.probing(class) && self.window.in_flight(class) > 0)
-    }
-
-    /// Events per batch of `class`: `batch_max_events`, or one while it probes after a
-    /// refusal (a probe costs a metered link next to nothing while no receiver is there).
-    fn per_batch(&self, class: Class) -> usize {
-        if self.refusals.probing(class) {
-            1
-        } else {
-            self.u.batch_max_events
-        }
-    }
-
-    /// Publishes batches, highest-priority class first, while the window has room (its size
-    /// from the round trip, its bytes within the memory bound).
-    async fn fill(&mut self) {
-        if self.fill_blocked_until.is_some_and(|t| Instant::now() < t) {
-            return;
-        }
-        while self.window.len() < self.sizing.size() && self.window.bytes() < window::MAX_BYTES {
-            let Some(first) = Class::ALL
-                .into_iter()
-                .find(|c| !self.idle[c.index()] && !self.held(*c))
-            else {
-                return;
-            };
-            if !self.pass(first).await {
-                return;
-            }
-        }
-    }
-
-    /// One read of every class in one snapshot and one round trip (a pass at a low rate used to
-    /// take one round trip per class): the classes before `first` (read as empty since the
-    /// last wake) one entry each, to look again; `first` for every free slot at once; the
-    /// classes after it one batch each, used only while every class before them was read to
-    /// its end. False when the pass must not be repeated now (Redis failed, or the request
-    /// queue refused a batch).
-    async fn pass(&mut self, first: Class) -> bool {
-        let per = self.u.batch_max_events;
-        let slots = (self.sizing.size() - self.window.len()).min(READ_BATCHES);
-        let held: Vec<bool> = Class::ALL.into_iter().map(|c| self.held(c)).collect();
-        let probing: Vec<bool> = Class::ALL
-            .into_iter()
-            .map(|c| self.refusals.probing(c))
-            .collect();
-        let count = |c: Class| match c.index().cmp(&first.index()) {
-            _ if held[c.index()] || probing[c.index()] => 1,
-            std::cmp::Ordering::Less => 1,
-            std::cmp::Ordering::Equal => slots * per,
-            std::cmp::Ordering::Greater => per.min(slots * per),
-        };
-        let reads: Vec<(Class, &str, usize)> = Class::ALL
-            .into_iter()
-            .map(|c| (c, self.sent[c.index()].as_str(), count(c)))
-            .collect();
-        let read = self.ctx.store.read_pass(&reads).await;
-        let replies = match read {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(error = %e, "cannot read outbox; retrying in 1s");
-                self.fill_blocked_until = Some(Instant::now() + Duration::from_secs(1));
-                return false;
-            }
-        };
-        for (c, entries) in Class::ALL.into_iter().zip(replies) {
-            let i = c.index();
-            if held[i] {
-                continue; // refused by the broker: waits, and the others go on
-            }
-            if c.index() < first.index() {
-                if !entries.is_empty() {
-                    // It has entries now: the next pass reads it first.
-                    self.idle[i] = false;
-                    return true;
-                }
-                continue;
-            }
-            let exhausted = entries.len() < count(c);
-            match self.publish(c, &entries) {
-                Published::All => self.idle[i] = exhausted,
-                Published::WindowFull => return true,
-                Published::Refused => return false,
-            }
-            if !exhausted {
-                return true; // more of this class waits: nothing lower goes before it
-            }
-        }
-        true
-    }
-
-    /// Publishes `entries` of `class` as batches of up to `batch_max_events` while the window
-    /// has room; what was not published is read again next pass.
-    fn publish(&mut self, class: Class, entries: &[OutboxEntry]) -> Published {
-        let i = class.index();
-        let probing = self.refusals.probing(class);
-        for chunk in entries.chunks(self.per_batch(class)) {
-            if self.window.len() >= self.sizing.size()
-                || (probing && self.window.in_flight(class) > 0)
-            {
-                self.idle[i] = false;
-                return Published::WindowFull;
-            }
-            let last_id = chunk[chunk.len() - 1].id.clone();
-            let payload = batch::payload(
-                &self.ctx.settings.gateway_id,
-                class,
-                chunk,
-                self.replay_upto[i],
-            );
-            let bytes = payload.len();
-            let t = region_topic(
-                self.u,
-                &self.ctx.settings.gateway_id,
-                &format!("up/{class}"),
-            );
-            if let Err(e) = self.client.try_publish(t, QoS::AtLeastOnce, false, payload) {
-                // The request channel is sized above the window, so this is a bug, not load.
-                warn!(error = %e, "uplink request queue refused a batch; will retry");
-                self.idle[i] = false;
-                return Published::Refused;
-            }
-            self.window.published(Batch {
-                class,
-                last_id: last_id.clone(),
-                len: chunk.len(),
-                bytes,
-            });
-            self.sent[i] = last_id;
-        }
-        Published::All
     }
 
     /// SPEC §2: wait up to 5 s for in-flight acknowledgements, say offline, disconnect.
