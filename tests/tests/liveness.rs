@@ -53,6 +53,8 @@ fn retained_state_is_online_with_version_and_since_after_connect() {
             && matches!(&a.kind, ArrivalKind::State { gw, state } if gw == GW && state == "online")
     });
     assert!(retained, "state not retained: {:?}", late.timeline());
+    // The snapshot is published just after the state (built from Redis first): wait for it.
+    assert!(late.wait_for(|h| h.snapshot().is_some(), T));
     let snapshot_retained = late
         .timeline()
         .into_iter()
