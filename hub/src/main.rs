@@ -6,6 +6,9 @@ use outpost_hub::config::{Settings, DEFAULT_CONFIG};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// outpost-hub: the regional hub for Outpost gateways.
 #[derive(Parser)]
 #[command(name = "outpost-hub", version, about, propagate_version = true)]

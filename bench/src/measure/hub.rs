@@ -29,6 +29,8 @@ pub struct HubResult {
     pub elapsed: Duration,
     /// CPU seconds of the receiver processes over the run.
     pub cpu_s: f64,
+    /// CPU seconds of the Redis servers over the run (their `INFO cpu`); 0 where none.
+    pub redis_cpu_s: f64,
     /// What the receivers saw (hubs only): batches received (redeliveries included) of the
     /// batches published, events they found already stored, broker sessions lost.
     pub receivers: Option<ReceiverTally>,
@@ -42,6 +44,8 @@ pub struct ReceiverTally {
     pub batches_received: u64,
     pub duplicates: u64,
     pub sessions_lost: u64,
+    /// Mean time a batch spent in Redis (`outpost_hub_store_seconds`), all receivers.
+    pub store_mean: Duration,
 }
 
 impl ReceiverTally {
@@ -50,22 +54,31 @@ impl ReceiverTally {
             batches_published: published as u64,
             ..ReceiverTally::default()
         };
+        let (mut secs, mut n) = (0.0, 0.0);
         for h in hubs {
             let metrics = h.api().text("/metrics").unwrap_or_default();
+            secs += float_of(&metrics, "outpost_hub_store_seconds_sum");
+            n += float_of(&metrics, "outpost_hub_store_seconds_count");
             t.batches_received += sum_of(&metrics, "outpost_hub_batches_total");
             t.duplicates += sum_of(&metrics, "outpost_hub_duplicates_total");
             t.sessions_lost += h.log().matches("hub broker connection lost").count() as u64;
         }
+        t.store_mean = Duration::from_secs_f64(if n > 0.0 { secs / n } else { 0.0 });
         t
     }
 }
 
 /// Sum of every sample of one metric family in a Prometheus text exposition.
 pub(crate) fn sum_of(text: &str, name: &str) -> u64 {
+    float_of(text, name) as u64
+}
+
+/// [`sum_of`] unrounded.
+fn float_of(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+        .sum::<f64>()
 }
 
 impl HubResult {
@@ -75,6 +88,10 @@ impl HubResult {
     /// CPU-seconds per 100k events.
     pub fn cpu_per_100k(&self) -> f64 {
         self.cpu_s * 100_000.0 / self.events.max(1) as f64
+    }
+    /// Redis CPU-seconds per 100k events.
+    pub fn redis_cpu_per_100k(&self) -> f64 {
+        self.redis_cpu_s * 100_000.0 / self.events.max(1) as f64
     }
 }
 
@@ -158,6 +175,23 @@ fn stored(conn: &mut dyn redis::ConnectionLike, prefix: &str) -> u64 {
         .sum()
 }
 
+/// CPU seconds Redis servers have used (`used_cpu_user` + `used_cpu_sys` of `INFO cpu`),
+/// summed over `urls`: with the elapsed time it says whether Redis was the busy part.
+fn redis_cpu(urls: &[String]) -> anyhow::Result<f64> {
+    let mut sum = 0.0;
+    for u in urls {
+        let mut c = redis::Client::open(u.as_str())?.get_connection()?;
+        let info: String = redis::cmd("INFO").arg("cpu").query(&mut c)?;
+        sum += info
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| *k == "used_cpu_user" || *k == "used_cpu_sys")
+            .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    Ok(sum)
+}
+
 fn cpu(pids: &[u32]) -> f64 {
     pids.iter()
         .filter_map(|p| procstat::sample(*p).ok())
@@ -186,6 +220,7 @@ fn hub_run(
     let pids: Vec<u32> = hubs.iter().filter_map(HubProc::pid).collect();
     let events: u64 = all.iter().map(|b| b.2 as u64).sum();
     let cpu0 = cpu(&pids);
+    let rcpu0 = redis_cpu(&urls)?;
     let t0 = Instant::now();
     rt.block_on(publish(broker.port(), all))?;
     let deadline = t0 + Duration::from_secs(600);
@@ -200,6 +235,7 @@ fn hub_run(
         events,
         elapsed,
         cpu_s: cpu(&pids) - cpu0,
+        redis_cpu_s: redis_cpu(&urls)? - rcpu0,
         receivers: Some(ReceiverTally::of(&hubs, all.len())),
     })
 }
@@ -246,6 +282,7 @@ fn bare_run(
         events,
         elapsed: t0.elapsed(),
         cpu_s: cpu1 - cpu0,
+        redis_cpu_s: 0.0,
         receivers: None,
     })
 }
@@ -267,6 +304,7 @@ fn xadd_run(redis: &RedisServer, all: &[(String, Vec<u8>, usize)]) -> anyhow::Re
             (format!("xadd:{t}"), evs)
         })
         .collect();
+    let rcpu0 = redis_cpu(&[redis.url()])?;
     let t0 = Instant::now();
     for (key, evs) in &bodies {
         let mut pipe = redis::pipe();
@@ -280,6 +318,7 @@ fn xadd_run(redis: &RedisServer, all: &[(String, Vec<u8>, usize)]) -> anyhow::Re
         events,
         elapsed: t0.elapsed(),
         cpu_s: 0.0,
+        redis_cpu_s: redis_cpu(&[redis.url()])? - rcpu0,
         receivers: None,
     })
 }
@@ -368,18 +407,19 @@ pub fn markdown(r: &[HubResult]) -> String {
         .find(|x| x.name.contains("XADD"))
         .map(HubResult::rate)
         .unwrap_or(1.0);
-    let mut s = String::from("| system | events | time | events/s | vs bare mosquitto_sub | vs Redis XADD | CPU-s per 100k events | batches received / published | duplicates | sessions lost |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    let mut s = String::from("| system | events | time | events/s | vs bare mosquitto_sub | vs Redis XADD | CPU-s per 100k events | Redis CPU-s per 100k events | mean store time per batch | batches received / published | duplicates | sessions lost |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for x in r {
-        let (recv, dups, lost) = match &x.receivers {
+        let (store, recv, dups, lost) = match &x.receivers {
             Some(t) => (
+                format!("{:.1} ms", t.store_mean.as_secs_f64() * 1e3),
                 format!("{} / {}", t.batches_received, t.batches_published),
                 t.duplicates.to_string(),
                 t.sessions_lost.to_string(),
             ),
-            None => ("-".into(), "-".into(), "-".into()),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
         s += &format!(
-            "| {} | {} | {:.2} s | {:.0} | {:.2}× | {:.2}× | {} | {recv} | {dups} | {lost} |\n",
+            "| {} | {} | {:.2} s | {:.0} | {:.2}× | {:.2}× | {} | {} | {store} | {recv} | {dups} | {lost} |\n",
             x.name,
             x.events,
             x.elapsed.as_secs_f64(),
@@ -388,6 +428,11 @@ pub fn markdown(r: &[HubResult]) -> String {
             x.rate() / xadd,
             if x.cpu_s > 0.0 {
                 format!("{:.2}", x.cpu_per_100k())
+            } else {
+                "-".into()
+            },
+            if x.redis_cpu_s > 0.0 {
+                format!("{:.2}", x.redis_cpu_per_100k())
             } else {
                 "-".into()
             }

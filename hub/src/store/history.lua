@@ -9,42 +9,70 @@
 -- flags, so what that call stored is still reported new (streamed, fed to TAK, its receipts
 -- applied) instead of as a duplicate. Another attempt (a republished or redelivered batch)
 -- is answered afresh: what is already stored is a duplicate.
--- ARGV: 1 now ms (hub clock), 2 retention cutoff ms, 3 class, 4 n, then per event: padded id, json,
---   then the attempt token naming this handling of the batch ('' for none: sync's pages).
--- Returns one flag per event: 1 newly stored, 0 already there (or below the retention floor).
+-- ARGV: 1 now ms (hub clock), 2 retention cutoff ms, 3 class, 4 n, 5 the attempt token naming
+--   this handling of the batch ('' for none: sync's pages), 6 '1' when the ids are strictly
+--   increasing (the caller checked), then per event: '0' (its score), '<padded id> <json>'.
+-- Returns one flag per event as a string of '1' (newly stored) and '0' (already there, or
+-- below the retention floor).
 local ev, marks, meta, applied = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, cutoff, class, n = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local attempt = ARGV[5 + 2 * n] or ''
+local attempt, increasing = ARGV[5], ARGV[6] == '1'
+-- A padded id is 41 bytes (`%020u-%020u`); member i is ARGV[8 + 2 * i].
+local PID = 41
+local function pid_of(i) return string.sub(ARGV[8 + 2 * i], 1, PID) end
 if attempt ~= '' then
   local answered = redis.call('GET', applied)
   local head = attempt .. ' '
   if answered and #answered == #head + n and string.sub(answered, 1, #head) == head then
-    local again = {}
-    for i = 1, n do again[i] = tonumber(string.sub(answered, #head + i, #head + i)) end
-    return again
+    return string.sub(answered, #head + 1)
   end
 end
 local floor = redis.call('HGET', meta, 'floor:' .. class) or ''
 local top = redis.call('HGET', meta, 'top:' .. class) or ''
-local out, stored = {}, 0
-for i = 0, n - 1 do
-  local pid, json = ARGV[5 + 2 * i], ARGV[6 + 2 * i]
-  local new = 0
-  -- ' ' (0x20) ends the id inside a member and '!' (0x21) is the next byte: the range holds
-  -- exactly the members of this id.
-  if pid > floor and #redis.call('ZRANGEBYLEX', ev, '[' .. pid .. ' ', '(' .. pid .. '!', 'LIMIT', 0, 1) == 0 then
-    redis.call('ZADD', ev, 0, pid .. ' ' .. json)
-    new, stored = 1, stored + 1
-    if pid > top then top = pid end
+-- Elements per ZADD from `unpack`, well below Lua's C stack limit.
+local CHUNK = 2000
+local flags, stored
+-- ' ' (0x20) ends the id inside a member and '!' (0x21) is the next byte: '[<id> ' to
+-- '(<id>!' holds exactly the members of this id (of these ids, from the first to the last).
+local first, last = n > 0 and pid_of(0), n > 0 and pid_of(n - 1)
+if n > 0 and increasing and first > floor
+  and (first > top or redis.call('ZLEXCOUNT', ev, '[' .. first .. ' ', '(' .. last .. '!') == 0) then
+  -- No id of the batch is stored: above every stored one (the usual case: a gateway's batches
+  -- follow each other), or a batch overtaken by a later one (the gateway has several in flight).
+  -- All new, stored as they came without looking at each.
+  for i = 7, 6 + 2 * n, CHUNK do
+    redis.call('ZADD', ev, unpack(ARGV, i, math.min(i + CHUNK - 1, 6 + 2 * n)))
   end
-  out[i + 1] = new
+  flags, stored = string.rep('1', n), n
+  if last > top then top = last end
+else
+  -- A batch some of whose ids are stored (republished, redelivered): an exact membership test
+  -- per id.
+  local out, members, mine = {}, {}, {}
+  stored = 0
+  for i = 0, n - 1 do
+    local pid = pid_of(i)
+    local new = '0'
+    if pid > floor and not mine[pid]
+      and #redis.call('ZRANGEBYLEX', ev, '[' .. pid .. ' ', '(' .. pid .. '!', 'LIMIT', 0, 1) == 0 then
+      new, mine[pid], stored = '1', true, stored + 1
+      members[#members + 1] = '0'
+      members[#members + 1] = ARGV[8 + 2 * i]
+      if pid > top then top = pid end
+    end
+    out[i + 1] = new
+  end
+  for i = 1, #members, CHUNK do
+    redis.call('ZADD', ev, unpack(members, i, math.min(i + CHUNK - 1, #members)))
+  end
+  flags = table.concat(out)
 end
 if stored > 0 then
   redis.call('HSET', meta, 'top:' .. class, top, 'last_batch', now)
   redis.call('HINCRBY', meta, 'stored:' .. class, stored)
   -- One mark a minute: "by this time, ids up to here were stored".
-  local last = redis.call('ZRANGE', marks, -1, -1, 'WITHSCORES')
-  if #last == 0 or now - tonumber(last[2]) >= 60000 then
+  local mark = redis.call('ZRANGE', marks, -1, -1, 'WITHSCORES')
+  if #mark == 0 or now - tonumber(mark[2]) >= 60000 then
     redis.call('ZADD', marks, now, top)
   end
 else
@@ -62,5 +90,5 @@ if #old == 1 then
   redis.call('ZREMRANGEBYSCORE', marks, '-inf', cutoff)
   if x > floor then redis.call('HSET', meta, 'floor:' .. class, x) end
 end
-if attempt ~= '' then redis.call('SET', applied, attempt .. ' ' .. table.concat(out), 'EX', 300) end
-return out
+if attempt ~= '' then redis.call('SET', applied, attempt .. ' ' .. flags, 'EX', 300) end
+return flags

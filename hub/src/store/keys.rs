@@ -96,7 +96,18 @@ impl Keys {
 
 /// An id as fixed-width decimal, `%020u-%020u`, so lexicographic order is id order.
 pub fn pad(id: EventId) -> String {
-    format!("{:020}-{:020}", id.ms, id.seq)
+    let mut s = String::with_capacity(PADDED_LEN);
+    pad_into(&mut s, id);
+    s
+}
+
+/// Length of a padded id.
+pub const PADDED_LEN: usize = 41;
+
+/// [`pad`] appended to `out`.
+pub fn pad_into(out: &mut String, id: EventId) {
+    use std::fmt::Write;
+    let _ = write!(out, "{:020}-{:020}", id.ms, id.seq);
 }
 
 /// The id of a padded id or a history member (`<padded id> <json>`).
@@ -128,6 +139,15 @@ mod tests {
         let a = pad(EventId { ms: 9, seq: 5 });
         let b = pad(EventId { ms: 10, seq: 0 });
         assert!(a < b);
+        assert_eq!(a.len(), PADDED_LEN);
+        assert_eq!(
+            pad(EventId {
+                ms: u64::MAX,
+                seq: u64::MAX
+            })
+            .len(),
+            PADDED_LEN
+        );
         assert_eq!(
             unpad(&format!("{b} {{\"x\":1}}")),
             Some(EventId { ms: 10, seq: 0 })

@@ -2,78 +2,84 @@
 -- newest ts (ties: the higher gateway|id), the geo index, the device's track, last seen.
 -- Every write is idempotent, so a redelivered batch (whose history was already stored) is
 -- applied again harmlessly. All keys are under the bucket's hash tag.
--- KEYS: 1 device set, 2 geo, then per event: device hash, device track (sorted set by ts ms).
--- ARGV: 1 track cutoff ms, 2 n, then 8 per event: dev, class, gw, tie (padded id or ''),
---   ts ms, json, a, b (location: lon, lat; presence: state, last_seen ms).
 --
--- The events are compared one by one, in order, against what is stored and what came before
--- them in this call; the writes are gathered and made once per device at the end (one HSET,
--- one GEOADD, one ZADD of all its fixes): a gateway's batch carries several fixes per device,
--- and every write command is a line in the AOF.
+-- The receiver has already compared a batch's events among themselves (store/latest.rs): per
+-- device it sends each class's newest event, the newest "seen" time and the fixes for the
+-- track, each as a reference to its event in the gateway's history ('<padded id> <gw>'). Here each is compared with what is stored, and the writes are made once per device
+-- (one HMGET, one HSET, one ZADD of its fixes) and once per call (one SADD, one GEOADD): every
+-- write command is a line in the AOF and every call from Lua has its own cost.
+--
+-- KEYS: 1 device set, 2 geo, then per device: device hash, device track (sorted set of
+--   references, by ts ms).
+-- ARGV: 1 track cutoff ms, 2 number of devices, then per device: dev, seen ms ('' for none),
+--   the gateway that saw it then, nc, nt; nc × (class, ts ms, tie '<gw>|<padded id or "">',
+--   json, a, b) (location: a, b = lon, lat; presence: state, last_seen ms); nt × (ts ms, reference).
 local cutoff, n = tonumber(ARGV[1]), tonumber(ARGV[2])
 -- Redis' geo index covers latitudes up to ±85.05112878 (Web Mercator).
 local GEO_LAT = 85.05112878
-local devs, order = {}, {}
+-- Elements per command from `unpack`, well below Lua's C stack limit.
+local CHUNK = 2000
+local function chunked(cmd, key, list)
+  for i = 1, #list, CHUNK do
+    redis.call(cmd, key, unpack(list, i, math.min(i + CHUNK - 1, #list)))
+  end
+end
+-- Appends the values to a list.
+local function push(list, ...)
+  for _, v in ipairs({ ... }) do list[#list + 1] = v end
+end
+local devs, geo, gone = {}, {}, {}
+local a = 3
 for i = 0, n - 1 do
-  local a = 3 + i * 8
-  local dev, class, gw = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  local tie = gw .. '|' .. ARGV[a + 3]
-  local ts, json, x, y = tonumber(ARGV[a + 4]), ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
-  local d = devs[dev]
-  if not d then
-    d = { dk = KEYS[3 + i * 2], tk = KEYS[4 + i * 2], classes = {}, set = {}, track = {} }
-    d.last_seen = tonumber(redis.call('HGET', d.dk, 'last_seen'))
-    devs[dev] = d
-    order[#order + 1] = dev
+  local dev, seen, seen_gw = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local nc, nt = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  a = a + 5
+  local dk, tk = KEYS[3 + i * 2], KEYS[4 + i * 2]
+  local ask = { 'last_seen' }
+  for c = 0, nc - 1 do
+    local class = ARGV[a + c * 6]
+    ask[#ask + 1] = 'ts:' .. class
+    ask[#ask + 1] = 'tie:' .. class
   end
-  local c = d.classes[class]
-  if not c then
-    local cur = redis.call('HMGET', d.dk, 'ts:' .. class, 'tie:' .. class)
-    c = { ts = tonumber(cur[1]), tie = cur[2] or '' }
-    d.classes[class] = c
-  end
-  if not c.ts or ts > c.ts or (ts == c.ts and tie > c.tie) then
-    c.ts, c.tie = ts, tie
-    d.set[class], d.set['ts:' .. class], d.set['tie:' .. class] = json, ts, tie
-    if class == 'location' then
-      local lon, lat = tonumber(x), tonumber(y)
-      if lat and lon and math.abs(lat) <= GEO_LAT and math.abs(lon) <= 180 then
-        d.geo = { lon, lat }
-      else
-        d.geo = false
+  local cur = redis.call('HMGET', dk, unpack(ask))
+  local set = {}
+  for c = 0, nc - 1 do
+    local b = a + c * 6
+    -- Numbers are compared as numbers but written as the strings they came as (a Lua number
+    -- would be formatted with printf again).
+    local class, ts, tie = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+    local t, cts, ctie = tonumber(ts), tonumber(cur[2 + c * 2]), cur[3 + c * 2] or ''
+    if not cts or t > cts or (t == cts and tie > ctie) then
+      push(set, class, ARGV[b + 3], 'ts:' .. class, ts, 'tie:' .. class, tie)
+      if class == 'location' then
+        local lon, lat = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
+        if lat and lon and math.abs(lat) <= GEO_LAT and math.abs(lon) <= 180 then
+          push(geo, ARGV[b + 4], ARGV[b + 5], dev)
+        else
+          gone[#gone + 1] = dev
+        end
+      elseif class == 'presence' then
+        push(set, 'presence', ARGV[b + 4])
       end
-    elseif class == 'presence' then
-      d.set['presence'] = x
     end
   end
-  local seen = ts
-  if class == 'presence' and tonumber(y) then seen = tonumber(y) end
-  if not d.last_seen or seen > d.last_seen then
-    d.last_seen = seen
-    d.set['last_seen'], d.set['gw'] = seen, gw
+  a = a + nc * 6
+  local s, last_seen = tonumber(seen), tonumber(cur[1])
+  if s and (not last_seen or s > last_seen) then
+    push(set, 'last_seen', seen, 'gw', seen_gw)
   end
-  if class == 'location' and tie ~= gw .. '|' then
-    d.track[#d.track + 1] = ts
-    d.track[#d.track + 1] = json
+  if #set > 0 then redis.call('HSET', dk, unpack(set)) end
+  if nt > 0 then
+    local last = a + nt * 2 - 1
+    for k = a, last, CHUNK do
+      redis.call('ZADD', tk, unpack(ARGV, k, math.min(k + CHUNK - 1, last)))
+    end
+    redis.call('ZREMRANGEBYSCORE', tk, '-inf', '(' .. cutoff)
   end
+  a = a + nt * 2
+  devs[#devs + 1] = dev
 end
-for _, dev in ipairs(order) do
-  local d = devs[dev]
-  redis.call('SADD', KEYS[1], dev)
-  local fields = {}
-  for k, v in pairs(d.set) do
-    fields[#fields + 1] = k
-    fields[#fields + 1] = v
-  end
-  if #fields > 0 then redis.call('HSET', d.dk, unpack(fields)) end
-  if d.geo then
-    redis.call('GEOADD', KEYS[2], d.geo[1], d.geo[2], dev)
-  elseif d.geo == false then
-    redis.call('ZREM', KEYS[2], dev)
-  end
-  if #d.track > 0 then
-    redis.call('ZADD', d.tk, unpack(d.track))
-    redis.call('ZREMRANGEBYSCORE', d.tk, '-inf', '(' .. cutoff)
-  end
-end
+chunked('SADD', KEYS[1], devs)
+chunked('GEOADD', KEYS[2], geo)
+chunked('ZREM', KEYS[2], gone)
 return n

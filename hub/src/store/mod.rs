@@ -3,11 +3,13 @@
 //!   (`<p>:{gw:<gw>}:…`): one script call per batch ([`Store::store_batch`]);
 //! - per device the latest state, track and geo position, under one of [`BUCKETS`] hash tags
 //!   (`<p>:{dev:<n>}:…`): devices are global (a radio heard by two gateways is one device), so
-//!   they cannot live under a gateway's tag; one script call per bucket per batch, idempotent;
+//!   they cannot live under a gateway's tag; one script call per bucket per batch, idempotent
+//!   ([`latest`]);
 //! - gateways' liveness in their meta hash, and a set of every gateway.
 
 mod conn;
 pub mod keys;
+pub mod latest;
 pub mod messages;
 pub mod query;
 
@@ -15,17 +17,23 @@ pub use conn::Conn;
 
 use crate::config::RedisSettings;
 use chrono::{DateTime, Utc};
-use futures_util::future::try_join_all;
-use keys::Keys;
+use keys::{pad_into, Keys};
 use outpost_proto::batch::Parsed;
 use outpost_proto::EventId;
 use redis::Script;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Device state is spread over this many hash tags (Redis Cluster slots). Fixed: changing it
 /// would move every device's keys.
 pub const BUCKETS: u32 = 16;
+
+/// Connections to Redis (to each node of a cluster) a store spreads its calls over. With
+/// `appendfsync always` Redis writes and fsyncs its AOF once per event-loop turn, and in one
+/// turn it reads at most 16 KiB from each connection: over one connection a batch's script
+/// calls were spread over many turns, each with its fsync, and Redis sat idle between them.
+pub const CONNECTIONS: usize = 4;
 
 /// A store operation failed; the batch is not acknowledged and is tried again.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +43,9 @@ pub struct StoreError(#[from] pub redis::RedisError);
 /// The hub's Redis.
 #[derive(Clone)]
 pub struct Store {
-    conn: Conn,
+    /// Several connections, used in turn ([`Store::conn`]).
+    conns: Arc<[Conn]>,
+    next: Arc<AtomicUsize>,
     keys: Keys,
     retention_ms: i64,
     history: Script,
@@ -60,8 +70,13 @@ pub struct Latest {
 impl Store {
     /// Connects (once; the caller retries).
     pub async fn connect(s: &RedisSettings) -> Result<Store, StoreError> {
+        let mut conns = Vec::with_capacity(CONNECTIONS);
+        for _ in 0..CONNECTIONS {
+            conns.push(Conn::connect(s).await?);
+        }
         Ok(Store {
-            conn: Conn::connect(s).await?,
+            conns: conns.into(),
+            next: Arc::new(AtomicUsize::new(0)),
             keys: Keys::new(&s.prefix),
             retention_ms: s.retention.as_millis() as i64,
             history: Script::new(include_str!("history.lua")),
@@ -74,9 +89,10 @@ impl Store {
         &self.keys
     }
 
-    /// A connection handle (clones share one multiplexed connection).
+    /// A connection handle: each call the next of the store's connections (each multiplexed).
     pub fn conn(&self) -> Conn {
-        self.conn.clone()
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        self.conns[i].clone()
     }
 
     /// `PING`, for `/healthz`.
@@ -129,6 +145,7 @@ impl Store {
             (Some(f), Some(l)) => (keys::pad(f.0), keys::pad(l.0)),
             _ => return Ok(Vec::new()),
         };
+        let increasing = items.windows(2).all(|w| w[0].0 < w[1].0);
         inv.key(self.keys.history(gw, class))
             .key(self.keys.marks(gw, class))
             .key(self.keys.gw_meta(gw))
@@ -136,44 +153,26 @@ impl Store {
             .arg(now)
             .arg(now - self.retention_ms)
             .arg(class.as_str())
-            .arg(items.len());
+            .arg(items.len())
+            .arg(attempt.unwrap_or(""))
+            .arg(if increasing { "1" } else { "0" });
+        let mut member = String::new();
         for (id, json) in items {
-            inv.arg(keys::pad(*id)).arg(json);
+            member.clear();
+            pad_into(&mut member, *id);
+            member.push(' ');
+            member.push_str(json);
+            inv.arg("0").arg(member.as_str());
         }
-        inv.arg(attempt.unwrap_or(""));
-        let flags: Vec<i64> = inv.invoke_async(&mut self.conn()).await?;
-        Ok(flags.into_iter().map(|f| f == 1).collect())
-    }
-
-    /// Applies latest-state updates, one script call per device bucket, concurrently.
-    pub async fn apply_latest(&self, items: Vec<Latest>) -> Result<(), StoreError> {
-        let mut by_bucket: BTreeMap<u32, Vec<Latest>> = BTreeMap::new();
-        for it in items {
-            by_bucket.entry(keys::bucket(&it.dev)).or_default().push(it);
+        let flags: String = inv.invoke_async(&mut self.conn()).await?;
+        if flags.len() != items.len() {
+            return Err(StoreError(redis::RedisError::from((
+                redis::ErrorKind::Parse,
+                "history script answered",
+                format!("{} flags for {} events", flags.len(), items.len()),
+            ))));
         }
-        let cutoff = Utc::now().timestamp_millis() - self.retention_ms;
-        let calls = by_bucket.into_iter().map(|(bucket, items)| {
-            let mut inv = self.latest.prepare_invoke();
-            inv.key(self.keys.devices(bucket))
-                .key(self.keys.geo(bucket));
-            inv.arg(cutoff).arg(items.len());
-            for it in &items {
-                inv.key(self.keys.dev(bucket, &it.dev))
-                    .key(self.keys.track(bucket, &it.dev));
-                inv.arg(&it.dev)
-                    .arg(&it.class)
-                    .arg(&it.gw)
-                    .arg(&it.tie)
-                    .arg(it.ts_ms)
-                    .arg(&it.json)
-                    .arg(&it.a)
-                    .arg(&it.b);
-            }
-            let mut conn = self.conn();
-            async move { inv.invoke_async::<i64>(&mut conn).await }
-        });
-        try_join_all(calls).await?;
-        Ok(())
+        Ok(flags.bytes().map(|f| f == b'1').collect())
     }
 
     /// A gateway's retained `state` message: recorded in its meta hash (and the gateway set).

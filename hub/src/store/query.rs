@@ -8,7 +8,7 @@ use chrono::{TimeZone, Utc};
 use futures_util::future::try_join_all;
 use outpost_proto::{Class, EventId};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Mean Earth radius (IUGG), metres: the `distance_m` the API reports.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -195,6 +195,11 @@ impl Store {
     }
 
     /// A device's location events with `ts` in `[from_ms, to_ms]`, by `ts`.
+    ///
+    /// The track holds references (`<padded id> <gw>`): each is looked up in its gateway's
+    /// history, one pipeline per gateway (one cluster slot each). A point whose event was
+    /// trimmed by retention meanwhile is left out. Equal event JSON is one point, as when the
+    /// track was a set of the JSON itself (a point stored that way is still read).
     pub async fn track(
         &self,
         dev: &str,
@@ -208,9 +213,43 @@ impl Store {
             .arg(to_ms)
             .query_async(&mut self.conn())
             .await?;
-        Ok(members
-            .iter()
-            .filter_map(|m| serde_json::from_str(m).ok())
+        // Per gateway: (index in `members`, padded id).
+        let mut by_gw: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
+        let mut json: Vec<Option<String>> = vec![None; members.len()];
+        for (i, m) in members.iter().enumerate() {
+            match super::latest::parse_track_ref(m) {
+                Some((pid, gw)) => by_gw.entry(gw).or_default().push((i, pid)),
+                None => json[i] = Some(m.clone()),
+            }
+        }
+        let lookups = by_gw.iter().map(|(gw, points)| {
+            let mut pipe = redis::pipe();
+            for (_, pid) in points {
+                pipe.cmd("ZRANGEBYLEX")
+                    .arg(self.keys.history(gw, Class::Location))
+                    .arg(format!("[{pid} "))
+                    .arg(format!("({pid}!"))
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(1);
+            }
+            let mut conn = self.conn();
+            async move { pipe.query_async::<Vec<Vec<String>>>(&mut conn).await }
+        });
+        for (found, points) in try_join_all(lookups).await?.into_iter().zip(by_gw.values()) {
+            for (hit, (i, _)) in found.into_iter().zip(points) {
+                json[*i] = hit
+                    .into_iter()
+                    .next()
+                    .and_then(|m| Some(m.split_once(' ')?.1.to_string()));
+            }
+        }
+        let mut seen = HashSet::new();
+        Ok(json
+            .into_iter()
+            .flatten()
+            .filter(|j| seen.insert(j.clone()))
+            .filter_map(|j| serde_json::from_str(&j).ok())
             .collect())
     }
 

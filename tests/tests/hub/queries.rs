@@ -75,6 +75,32 @@ fn latest_state_across_two_gateways_is_the_newest_ts() {
         .map(|e| e["lat"].as_f64().unwrap())
         .collect();
     assert_eq!(lats, [53.0, 52.0]);
+    // The same fix heard by both gateways is in each one's history under its own id, and the
+    // track has both events (its points refer to the histories).
+    pubb(
+        "veh-a",
+        &[loc(102, "r7", 55.0, 16.0, "2026-11-30T10:00:04.000Z")],
+    );
+    pubb(
+        "veh-b",
+        &[loc(903, "r7", 55.0, 16.0, "2026-11-30T10:00:04.000Z")],
+    );
+    wait_locations(&api, "veh-a", 3);
+    wait_locations(&api, "veh-b", 4);
+    let track = api
+        .json("/api/v1/devices/r7/track?from=2026-11-30T10:00:00Z&to=2026-11-30T10:00:04.500Z")
+        .unwrap();
+    let ids: Vec<&str> = track
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["900-0", "100-0", "901-0", "102-0", "903-0"],
+        "{track}"
+    );
     let devices = api.json("/api/v1/devices").unwrap();
     let names: Vec<&str> = devices
         .as_array()
