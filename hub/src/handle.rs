@@ -3,7 +3,7 @@
 //! [`Handled::Retry`] only for store failures: bad input is never retried.
 
 use crate::metrics::class as label;
-use crate::store::{latest_of, parse_ms, stored_json, StoreError};
+use crate::store::{latest_of, parse_ms, stored_json, stream_json, StoreError};
 use crate::Ctx;
 use chrono::Utc;
 use outpost_proto::batch::{self, Parsed};
@@ -127,10 +127,7 @@ pub(crate) async fn store_batch(
                 .lag_seconds
                 .observe(((now - rx).max(0) as f64) / 1000.0);
         }
-        let mut o = e.object.clone();
-        o.remove("replay");
-        o.insert("gw".into(), b.gw.clone().into());
-        lines.push(Value::Object(o).to_string());
+        lines.push(stream_json(&e.object, &b.gw));
     }
     if class == "receipt" {
         let new: Vec<Map<String, Value>> = b

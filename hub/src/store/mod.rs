@@ -222,9 +222,55 @@ impl Store {
 /// The stored form of an event: the object as received without `replay` (whether it waited at
 /// the gateway differs between regions and redeliveries; the event does not).
 pub fn stored_json(object: &Map<String, Value>) -> String {
-    let mut o = object.clone();
-    o.remove("replay");
-    Value::Object(o).to_string()
+    Shown { object, gw: None }.to_string()
+}
+
+/// An event as the live stream shows it: the stored form with the gateway's `gw`.
+pub fn stream_json(object: &Map<String, Value>, gw: &str) -> String {
+    Shown {
+        object,
+        gw: Some(gw),
+    }
+    .to_string()
+}
+
+/// An event object written without `replay` and, with `gw`, with that `gw` in its place among
+/// the sorted keys: the text of the object so edited, without copying it first (the receiver
+/// writes every event twice).
+struct Shown<'a> {
+    object: &'a Map<String, Value>,
+    gw: Option<&'a str>,
+}
+
+impl Shown<'_> {
+    fn to_string(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl serde::Serialize for Shown<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        let mut gw = self.gw;
+        for (k, v) in self.object {
+            if k == "replay" {
+                continue;
+            }
+            if let Some(g) = gw.filter(|_| k.as_str() >= "gw") {
+                m.serialize_entry("gw", g)?;
+                gw = None;
+                if k == "gw" {
+                    continue;
+                }
+            }
+            m.serialize_entry(k, v)?;
+        }
+        if let Some(g) = gw {
+            m.serialize_entry("gw", g)?;
+        }
+        m.end()
+    }
 }
 
 /// The latest-state update an event makes.
@@ -277,4 +323,36 @@ pub fn parse_ms(s: &str) -> Option<i64> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the receiver wrote before, by copying the object: the same text.
+    fn copied(object: &Map<String, Value>, gw: Option<&str>) -> String {
+        let mut o = object.clone();
+        o.remove("replay");
+        if let Some(g) = gw {
+            o.insert("gw".into(), g.into());
+        }
+        Value::Object(o).to_string()
+    }
+
+    #[test]
+    fn stored_and_stream_forms_are_the_object_edited() {
+        for text in [
+            r#"{"id":"5-0","replay":true,"dev":"r1","class":"location","lat":1.5,"lon":2,"ts":"x"}"#,
+            r#"{"id":"5-0","replay":false,"dev":"r1","class":"status","gw":"spoofed","z":[1,{"a":null}]}"#,
+            r#"{"a":1}"#,
+            r#"{"zz":1}"#,
+            r#"{}"#,
+        ] {
+            let Ok(Value::Object(o)) = serde_json::from_str::<Value>(text) else {
+                panic!("{text}")
+            };
+            assert_eq!(stored_json(&o), copied(&o, None), "{text}");
+            assert_eq!(stream_json(&o, "veh-1"), copied(&o, Some("veh-1")), "{text}");
+        }
+    }
 }
