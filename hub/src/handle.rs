@@ -187,7 +187,7 @@ async fn snapshot(
     let Some(Value::Object(devs)) = v.get("devices") else {
         return Ok(());
     };
-    let mut items = Vec::new();
+    let mut entries = Vec::new();
     for (dev, d) in devs {
         for class in ["presence", "location", "status"] {
             if let Some(Value::Object(e)) = d.get(class) {
@@ -197,10 +197,14 @@ async fn snapshot(
                     continue;
                 }
                 let json = stored_json(&e);
-                items.push(latest_of(gw, class, None, &e, json));
+                entries.push((class, e, json));
             }
         }
     }
+    let items = entries
+        .iter()
+        .map(|(class, e, json)| latest_of(gw, class, None, e, json))
+        .collect();
     store.apply_latest(items).await?;
     store.add_gateway(gw).await
 }

@@ -12,7 +12,7 @@
 use crate::config::RedisSettings;
 use crate::store::{latest_of, Store};
 use outpost_proto::{Class, EventId};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::io::Write;
 use std::time::Duration;
 
@@ -74,17 +74,20 @@ pub async fn sync(from: &Store, to: &Store, progress: &mut impl Write) -> anyhow
                 let Some((last, _)) = page.last() else { break };
                 after = *last;
                 let flags = to.store_history(&gw, class, &page, None).await?;
-                let mut latest = Vec::new();
+                let mut copied = Vec::new();
                 for ((id, json), new) in page.iter().zip(&flags) {
                     if !new {
                         continue;
                     }
                     c.copied += 1;
                     if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(json) {
-                        let o: Map<String, Value> = o;
-                        latest.push(latest_of(&gw, class.as_str(), Some(*id), &o, json.clone()));
+                        copied.push((*id, o, json));
                     }
                 }
+                let latest = copied
+                    .iter()
+                    .map(|(id, o, json)| latest_of(&gw, class.as_str(), Some(*id), o, json))
+                    .collect();
                 to.apply_latest(latest).await?;
                 c.seen += page.len() as u64;
                 let _ = write!(

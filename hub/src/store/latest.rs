@@ -12,14 +12,15 @@
 use super::{keys, Latest, Store, StoreError};
 use chrono::Utc;
 use futures_util::future::try_join_all;
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
 
 /// One device's part of a call.
 #[derive(Debug, Default)]
 pub(crate) struct DevUpdate<'a> {
     pub dev: &'a str,
-    /// Per class, in first-seen order: the winner and its tie (`<gw>|<padded id>`).
-    pub winners: Vec<(&'a Latest, String)>,
+    /// Per class, in first-seen order, the winner.
+    pub winners: Vec<&'a Latest<'a>>,
     /// The newest time heard and the gateway that heard it then.
     pub seen: Option<(i64, &'a str)>,
     /// (ts ms, [`track_ref`]) of each location event with an id.
@@ -39,45 +40,60 @@ pub fn parse_track_ref(member: &str) -> Option<(&str, &str)> {
     (!member.starts_with('{') && !gw.is_empty()).then_some((pid, gw))
 }
 
-/// When a latest-state update says its device was heard: a presence event's `last_seen`, else
-/// its `ts`.
-fn seen_ms(it: &Latest) -> i64 {
-    match it.class.as_str() {
-        "presence" => it.b.parse().unwrap_or(it.ts_ms),
+/// The tie of an update as the script compares it: `<gw>|<padded id>` (`<gw>|` without an id).
+pub(crate) fn tie(it: &Latest<'_>) -> String {
+    format!("{}|{}", it.gw, it.id.map(keys::pad).unwrap_or_default())
+}
+
+/// Whether `a` beats `b` for the latest state: a newer `ts`, or the same and a higher tie.
+/// Compares the tie strings only when the gateways differ (within one gateway the padded ids
+/// order as the ids do, none lowest).
+fn beats(a: &Latest<'_>, b: &Latest<'_>) -> bool {
+    match a.ts_ms.cmp(&b.ts_ms) {
+        Ordering::Greater => true,
+        Ordering::Less => false,
+        Ordering::Equal if a.gw == b.gw => a.id > b.id,
+        Ordering::Equal => tie(a) > tie(b),
+    }
+}
+
+/// When an update says its device was heard: a presence event's `last_seen`, else its `ts`.
+fn seen_ms(it: &Latest<'_>) -> i64 {
+    match it.class {
+        "presence" => it.last_seen_ms().unwrap_or(it.ts_ms),
         _ => it.ts_ms,
     }
 }
 
 /// Groups updates by bucket and device (each in first-seen order) and reduces each device's.
-pub(crate) fn reduce(items: &[Latest]) -> BTreeMap<u32, Vec<DevUpdate<'_>>> {
-    let mut out: BTreeMap<u32, Vec<DevUpdate<'_>>> = BTreeMap::new();
-    let mut at: std::collections::HashMap<&str, (u32, usize)> = Default::default();
+pub(crate) fn reduce<'a>(items: &'a [Latest<'a>]) -> BTreeMap<u32, Vec<DevUpdate<'a>>> {
+    let mut out: BTreeMap<u32, Vec<DevUpdate<'a>>> = BTreeMap::new();
+    let mut at: HashMap<&str, (u32, usize)> = HashMap::new();
     for it in items {
-        let (bucket, i) = *at.entry(it.dev.as_str()).or_insert_with(|| {
-            let bucket = keys::bucket(&it.dev);
+        let (bucket, i) = *at.entry(it.dev).or_insert_with(|| {
+            let bucket = keys::bucket(it.dev);
             let devs = out.entry(bucket).or_default();
             devs.push(DevUpdate {
-                dev: &it.dev,
+                dev: it.dev,
                 ..DevUpdate::default()
             });
             (bucket, devs.len() - 1)
         });
         let d = &mut out.get_mut(&bucket).expect("bucket just made")[i];
-        let tie = format!("{}|{}", it.gw, it.tie);
-        match d.winners.iter_mut().find(|(w, _)| w.class == it.class) {
+        match d.winners.iter_mut().find(|w| w.class == it.class) {
             Some(w) => {
-                if (it.ts_ms, tie.as_str()) > (w.0.ts_ms, w.1.as_str()) {
-                    *w = (it, tie);
+                if beats(it, w) {
+                    *w = it;
                 }
             }
-            None => d.winners.push((it, tie)),
+            None => d.winners.push(it),
         }
         let seen = seen_ms(it);
         if d.seen.is_none_or(|(s, _)| seen > s) {
-            d.seen = Some((seen, &it.gw));
+            d.seen = Some((seen, it.gw));
         }
-        if it.class == "location" && !it.tie.is_empty() {
-            d.track.push((it.ts_ms, track_ref(&it.tie, &it.gw)));
+        if let (Some(id), "location") = (it.id, it.class) {
+            d.track.push((it.ts_ms, track_ref(&keys::pad(id), it.gw)));
         }
     }
     out
@@ -85,7 +101,7 @@ pub(crate) fn reduce(items: &[Latest]) -> BTreeMap<u32, Vec<DevUpdate<'_>>> {
 
 impl Store {
     /// Applies latest-state updates, one script call per device bucket, concurrently.
-    pub async fn apply_latest(&self, items: Vec<Latest>) -> Result<(), StoreError> {
+    pub async fn apply_latest(&self, items: Vec<Latest<'_>>) -> Result<(), StoreError> {
         let cutoff = Utc::now().timestamp_millis() - self.retention_ms;
         let calls = reduce(&items).into_iter().map(|(bucket, devs)| {
             let mut inv = self.latest.prepare_invoke();
@@ -105,13 +121,14 @@ impl Store {
                     .arg(seen_gw)
                     .arg(d.winners.len())
                     .arg(d.track.len());
-                for (w, tie) in &d.winners {
-                    inv.arg(&w.class)
+                for w in &d.winners {
+                    let (a, b) = w.detail();
+                    inv.arg(w.class)
                         .arg(w.ts_ms)
-                        .arg(tie)
-                        .arg(&w.json)
-                        .arg(&w.a)
-                        .arg(&w.b);
+                        .arg(tie(w))
+                        .arg(w.json)
+                        .arg(a)
+                        .arg(b);
                 }
                 for (ts, point) in &d.track {
                     inv.arg(*ts).arg(point);
@@ -128,64 +145,92 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use outpost_proto::EventId;
+    use serde_json::{Map, Value};
 
-    fn item(dev: &str, class: &str, gw: &str, tie: &str, ts_ms: i64, b: &str) -> Latest {
-        Latest {
-            dev: dev.into(),
-            class: class.into(),
-            gw: gw.into(),
-            tie: tie.into(),
+    struct Ev {
+        dev: &'static str,
+        class: &'static str,
+        gw: &'static str,
+        id: Option<u64>,
+        ts_ms: i64,
+        object: Map<String, Value>,
+    }
+
+    fn ev(dev: &'static str, class: &'static str, gw: &'static str, id: u64, ts_ms: i64) -> Ev {
+        Ev {
+            dev,
+            class,
+            gw,
+            id: (id > 0).then_some(id),
             ts_ms,
-            json: format!("{dev}/{class}/{gw}/{tie}/{ts_ms}"),
-            a: String::new(),
-            b: b.into(),
+            object: Map::new(),
         }
+    }
+
+    fn latest(evs: &[Ev]) -> Vec<Latest<'_>> {
+        evs.iter()
+            .map(|e| Latest {
+                dev: e.dev,
+                class: e.class,
+                gw: e.gw,
+                id: e.id.map(|ms| EventId { ms, seq: 0 }),
+                ts_ms: e.ts_ms,
+                json: "{}",
+                object: &e.object,
+            })
+            .collect()
     }
 
     #[test]
     fn per_class_the_newest_wins_ties_to_the_higher_gateway_and_id_and_the_first_of_equals() {
-        let items = vec![
-            item("r1", "location", "g1", "2", 100, ""),
-            item("r1", "location", "g1", "3", 90, ""),
-            item("r1", "status", "g1", "4", 50, ""),
-            item("r1", "location", "g0", "9", 100, ""),
-            item("r1", "location", "g2", "1", 100, ""),
-            item("r1", "location", "g2", "1", 100, ""),
+        let evs = [
+            ev("r1", "location", "g1", 2, 100),
+            ev("r1", "location", "g1", 3, 90),
+            ev("r1", "status", "g1", 4, 50),
+            ev("r1", "location", "g0", 9, 100),
+            ev("r1", "location", "g2", 1, 100),
+            ev("r1", "location", "g2", 1, 100),
+            // "g1|…" > "g10|…" as the script compares ties ('|' is above '0').
+            ev("r2", "location", "g10", 5, 100),
+            ev("r2", "location", "g1", 4, 100),
         ];
+        let items = latest(&evs);
         let by = reduce(&items);
-        let d = &by[&keys::bucket("r1")][0];
-        assert_eq!(d.winners.len(), 2);
+        let all: Vec<&DevUpdate> = by.values().flatten().collect();
+        let r1 = all.iter().find(|d| d.dev == "r1").unwrap();
+        assert_eq!(r1.winners.len(), 2);
         assert!(
-            std::ptr::eq(d.winners[0].0, &items[4]),
+            std::ptr::eq(r1.winners[0], &items[4]),
             "{:?}",
-            d.winners[0]
+            r1.winners[0]
         );
-        assert_eq!(d.winners[0].1, "g2|1");
-        assert!(std::ptr::eq(d.winners[1].0, &items[2]));
-        assert_eq!(d.seen, Some((100, "g1")));
-        assert_eq!(d.track.len(), 5);
-        assert_eq!(d.track[0].1, "2 g1");
-    }
-
-    #[test]
-    fn track_refs_name_their_event_and_json_points_are_not_refs() {
-        let pid = keys::pad(outpost_proto::EventId { ms: 5, seq: 1 });
-        let r = track_ref(&pid, "veh-1");
-        assert_eq!(parse_track_ref(&r), Some((pid.as_str(), "veh-1")));
         assert_eq!(
-            parse_track_ref(r#"{"dev":"r1","class":"location","lat":1,"lon":2}"#),
-            None
+            tie(r1.winners[0]),
+            format!("g2|{}", keys::pad(EventId { ms: 1, seq: 0 }))
         );
-        assert_eq!(parse_track_ref(&pid), None);
+        assert!(std::ptr::eq(r1.winners[1], &items[2]));
+        assert_eq!(r1.seen, Some((100, "g1")));
+        assert_eq!(r1.track.len(), 5);
+        assert_eq!(
+            r1.track[0].1,
+            track_ref(&keys::pad(EventId { ms: 2, seq: 0 }), "g1")
+        );
+        let r2 = all.iter().find(|d| d.dev == "r2").unwrap();
+        assert!(std::ptr::eq(r2.winners[0], &items[7]));
     }
 
     #[test]
     fn presence_is_seen_at_its_last_seen_and_snapshot_entries_make_no_track() {
-        let items = vec![
-            item("r1", "location", "g1", "", 100, ""),
-            item("r1", "presence", "g2", "5", 100, "300"),
-            item("r2", "presence", "g2", "6", 100, ""),
+        let mut evs = [
+            ev("r1", "location", "g1", 0, 100),
+            ev("r1", "presence", "g2", 5, 100),
+            ev("r2", "presence", "g2", 6, 100),
         ];
+        evs[1]
+            .object
+            .insert("last_seen".into(), "1970-01-01T00:00:00.300Z".into());
+        let items = latest(&evs);
         let by = reduce(&items);
         let all: Vec<&DevUpdate> = by.values().flatten().collect();
         let r1 = all.iter().find(|d| d.dev == "r1").unwrap();
@@ -193,5 +238,17 @@ mod tests {
         assert_eq!(r1.seen, Some((300, "g2")));
         assert!(r1.track.is_empty());
         assert_eq!(r2.seen, Some((100, "g2")));
+    }
+
+    #[test]
+    fn track_refs_name_their_event_and_json_points_are_not_refs() {
+        let pid = keys::pad(EventId { ms: 5, seq: 1 });
+        let r = track_ref(&pid, "veh-1");
+        assert_eq!(parse_track_ref(&r), Some((pid.as_str(), "veh-1")));
+        assert_eq!(
+            parse_track_ref(r#"{"dev":"r1","class":"location","lat":1,"lon":2}"#),
+            None
+        );
+        assert_eq!(parse_track_ref(&pid), None);
     }
 }

@@ -52,19 +52,19 @@ pub struct Store {
     latest: Script,
 }
 
-/// One update of a device's latest state.
+/// One update of a device's latest state, borrowed from the event it comes from.
 #[derive(Debug, Clone)]
-pub struct Latest {
-    pub dev: String,
-    pub class: String,
-    pub gw: String,
-    /// The event id padded for ordering ([`keys::pad`]); empty for snapshot entries.
-    pub tie: String,
+pub struct Latest<'a> {
+    pub dev: &'a str,
+    pub class: &'static str,
+    pub gw: &'a str,
+    /// The event's id; `None` for snapshot entries.
+    pub id: Option<EventId>,
     pub ts_ms: i64,
-    pub json: String,
-    /// location: (lon, lat); presence: (state, last_seen ms).
-    pub a: String,
-    pub b: String,
+    /// The stored form ([`stored_json`]).
+    pub json: &'a str,
+    /// The event object (its position or presence state is read only if it wins).
+    pub object: &'a Map<String, Value>,
 }
 
 impl Store {
@@ -106,19 +106,17 @@ impl Store {
     /// running it again is harmless (both steps are idempotent).
     /// `attempt` names this handling of the batch across its tries ([`crate::Ctx::attempt`]).
     pub async fn store_batch(&self, b: &Parsed, attempt: &str) -> Result<Vec<bool>, StoreError> {
-        let mut items = Vec::with_capacity(b.events.len());
-        let mut latest = Vec::with_capacity(b.events.len());
-        for e in &b.events {
-            let json = stored_json(&e.object);
-            latest.push(latest_of(
-                &b.gw,
-                b.class.as_str(),
-                Some(e.id),
-                &e.object,
-                json.clone(),
-            ));
-            items.push((e.id, json));
-        }
+        let items: Vec<(EventId, String)> = b
+            .events
+            .iter()
+            .map(|e| (e.id, stored_json(&e.object)))
+            .collect();
+        let latest = b
+            .events
+            .iter()
+            .zip(&items)
+            .map(|(e, (id, json))| latest_of(&b.gw, b.class.as_str(), Some(*id), &e.object, json))
+            .collect();
         // Concurrently: latest state is idempotent (newest `ts` wins, ties by gw|id), so it
         // need not wait for the history script; if either fails the batch is not acknowledged
         // and both run again. One fsync'd round trip per batch instead of two.
@@ -273,48 +271,58 @@ impl serde::Serialize for Shown<'_> {
     }
 }
 
-/// The latest-state update an event makes.
-pub fn latest_of(
-    gw: &str,
-    class: &str,
+/// The latest-state update an event makes (`json` its stored form).
+pub fn latest_of<'a>(
+    gw: &'a str,
+    class: &'static str,
     id: Option<EventId>,
-    object: &Map<String, Value>,
-    json: String,
-) -> Latest {
+    object: &'a Map<String, Value>,
+    json: &'a str,
+) -> Latest<'a> {
     let ms = |k: &str| object.get(k).and_then(Value::as_str).and_then(parse_ms);
-    let ts_ms = ms("ts").or_else(|| ms("rx")).unwrap_or(0);
-    let num = |k: &str| {
-        object
-            .get(k)
-            .and_then(Value::as_f64)
-            .map(|x| x.to_string())
-            .unwrap_or_default()
-    };
-    let (a, b) = match class {
-        "location" => (num("lon"), num("lat")),
-        "presence" => (
-            object
-                .get("state")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            ms("last_seen").map(|m| m.to_string()).unwrap_or_default(),
-        ),
-        _ => (String::new(), String::new()),
-    };
     Latest {
-        dev: object
-            .get("dev")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-        class: class.to_string(),
-        gw: gw.to_string(),
-        tie: id.map(keys::pad).unwrap_or_default(),
-        ts_ms,
+        dev: object.get("dev").and_then(Value::as_str).unwrap_or(""),
+        class,
+        gw,
+        id,
+        ts_ms: ms("ts").or_else(|| ms("rx")).unwrap_or(0),
         json,
-        a,
-        b,
+        object,
+    }
+}
+
+impl Latest<'_> {
+    /// What the latest-state script takes beside the JSON: location (lon, lat), presence
+    /// (state, last_seen ms), else empty.
+    pub fn detail(&self) -> (String, String) {
+        let o = self.object;
+        let num = |k: &str| {
+            o.get(k)
+                .and_then(Value::as_f64)
+                .map(|x| x.to_string())
+                .unwrap_or_default()
+        };
+        match self.class {
+            "location" => (num("lon"), num("lat")),
+            "presence" => (
+                o.get("state")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                self.last_seen_ms()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+            ),
+            _ => (String::new(), String::new()),
+        }
+    }
+
+    /// A presence event's `last_seen` (ms).
+    pub fn last_seen_ms(&self) -> Option<i64> {
+        self.object
+            .get("last_seen")
+            .and_then(Value::as_str)
+            .and_then(parse_ms)
     }
 }
 
@@ -352,7 +360,11 @@ mod tests {
                 panic!("{text}")
             };
             assert_eq!(stored_json(&o), copied(&o, None), "{text}");
-            assert_eq!(stream_json(&o, "veh-1"), copied(&o, Some("veh-1")), "{text}");
+            assert_eq!(
+                stream_json(&o, "veh-1"),
+                copied(&o, Some("veh-1")),
+                "{text}"
+            );
         }
     }
 }
