@@ -1,7 +1,8 @@
--- Latest state of devices in one bucket (SPEC §7): per device and class the event with the
+-- Latest state of devices in one or more buckets (SPEC §7): per device and class the event with the
 -- newest ts (ties: the higher gateway|id), the geo index, the device's track, last seen.
 -- Every write is idempotent, so a redelivered batch (whose history was already stored) is
--- applied again harmlessly. All keys are under the bucket's hash tag.
+-- applied again harmlessly. On a Redis Cluster a call has one bucket, so all its keys are
+-- under that bucket's hash tag; a single Redis takes every bucket of a batch in one call.
 --
 -- The receiver has already compared a batch's events among themselves (store/latest.rs): per
 -- device it sends each class's newest event, the newest "seen" time and the fixes for the
@@ -9,12 +10,13 @@
 -- (one HMGET, one HSET, one ZADD of its fixes) and once per call (one SADD, one GEOADD): every
 -- write command is a line in the AOF and every call from Lua has its own cost.
 --
--- KEYS: 1 device set, 2 geo, then per device: device hash, device track (sorted set of
---   references, by ts ms).
--- ARGV: 1 track cutoff ms, 2 number of devices, then per device: dev, seen ms ('' for none),
---   the gateway that saw it then, nc, nt; nc × (class, ts ms, tie '<gw>|<padded id or "">',
---   json, a, b) (location: a, b = lon, lat; presence: state, last_seen ms); nt × (ts ms, reference).
-local cutoff, n = tonumber(ARGV[1]), tonumber(ARGV[2])
+-- KEYS: per bucket: device set, geo, then per device: device hash, device track (sorted set
+--   of references, by ts ms).
+-- ARGV: 1 track cutoff ms, 2 number of buckets; per bucket: number of devices, then per device:
+--   dev, seen ms ('' for none), the gateway that saw it then, nc, nt; nc × (class, ts ms, tie
+--   '<gw>|<padded id or "">', json, a, b) (location: a, b = lon, lat; presence: state,
+--   last_seen ms); nt × (ts ms, reference).
+local cutoff, nb = tonumber(ARGV[1]), tonumber(ARGV[2])
 -- Redis' geo index covers latitudes up to ±85.05112878 (Web Mercator).
 local GEO_LAT = 85.05112878
 -- Elements per command from `unpack`, well below Lua's C stack limit.
@@ -28,58 +30,64 @@ end
 local function push(list, ...)
   for _, v in ipairs({ ... }) do list[#list + 1] = v end
 end
-local devs, geo, gone = {}, {}, {}
-local a = 3
-for i = 0, n - 1 do
-  local dev, seen, seen_gw = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  local nc, nt = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-  a = a + 5
-  local dk, tk = KEYS[3 + i * 2], KEYS[4 + i * 2]
-  local ask = { 'last_seen' }
-  for c = 0, nc - 1 do
-    local class = ARGV[a + c * 6]
-    ask[#ask + 1] = 'ts:' .. class
-    ask[#ask + 1] = 'tie:' .. class
-  end
-  local cur = redis.call('HMGET', dk, unpack(ask))
-  local set = {}
-  for c = 0, nc - 1 do
-    local b = a + c * 6
-    -- Numbers are compared as numbers but written as the strings they came as (a Lua number
-    -- would be formatted with printf again).
-    local class, ts, tie = ARGV[b], ARGV[b + 1], ARGV[b + 2]
-    local t, cts, ctie = tonumber(ts), tonumber(cur[2 + c * 2]), cur[3 + c * 2] or ''
-    if not cts or t > cts or (t == cts and tie > ctie) then
-      push(set, class, ARGV[b + 3], 'ts:' .. class, ts, 'tie:' .. class, tie)
-      if class == 'location' then
-        local lon, lat = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
-        if lat and lon and math.abs(lat) <= GEO_LAT and math.abs(lon) <= 180 then
-          push(geo, ARGV[b + 4], ARGV[b + 5], dev)
-        else
-          gone[#gone + 1] = dev
+local a, k, n = 3, 1, 0
+for _ = 1, nb do
+  local devices, geo_key, nd = KEYS[k], KEYS[k + 1], tonumber(ARGV[a])
+  a, k = a + 1, k + 2
+  local devs, geo, gone = {}, {}, {}
+  for _ = 1, nd do
+    local dev, seen, seen_gw = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+    local nc, nt = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+    a = a + 5
+    local dk, tk = KEYS[k], KEYS[k + 1]
+    k = k + 2
+    local ask = { 'last_seen' }
+    for c = 0, nc - 1 do
+      local class = ARGV[a + c * 6]
+      ask[#ask + 1] = 'ts:' .. class
+      ask[#ask + 1] = 'tie:' .. class
+    end
+    local cur = redis.call('HMGET', dk, unpack(ask))
+    local set = {}
+    for c = 0, nc - 1 do
+      local b = a + c * 6
+      -- Numbers are compared as numbers but written as the strings they came as (a Lua number
+      -- would be formatted with printf again).
+      local class, ts, tie = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+      local t, cts, ctie = tonumber(ts), tonumber(cur[2 + c * 2]), cur[3 + c * 2] or ''
+      if not cts or t > cts or (t == cts and tie > ctie) then
+        push(set, class, ARGV[b + 3], 'ts:' .. class, ts, 'tie:' .. class, tie)
+        if class == 'location' then
+          local lon, lat = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
+          if lat and lon and math.abs(lat) <= GEO_LAT and math.abs(lon) <= 180 then
+            push(geo, ARGV[b + 4], ARGV[b + 5], dev)
+          else
+            gone[#gone + 1] = dev
+          end
+        elseif class == 'presence' then
+          push(set, 'presence', ARGV[b + 4])
         end
-      elseif class == 'presence' then
-        push(set, 'presence', ARGV[b + 4])
       end
     end
-  end
-  a = a + nc * 6
-  local s, last_seen = tonumber(seen), tonumber(cur[1])
-  if s and (not last_seen or s > last_seen) then
-    push(set, 'last_seen', seen, 'gw', seen_gw)
-  end
-  if #set > 0 then redis.call('HSET', dk, unpack(set)) end
-  if nt > 0 then
-    local last = a + nt * 2 - 1
-    for k = a, last, CHUNK do
-      redis.call('ZADD', tk, unpack(ARGV, k, math.min(k + CHUNK - 1, last)))
+    a = a + nc * 6
+    local s, last_seen = tonumber(seen), tonumber(cur[1])
+    if s and (not last_seen or s > last_seen) then
+      push(set, 'last_seen', seen, 'gw', seen_gw)
     end
-    redis.call('ZREMRANGEBYSCORE', tk, '-inf', '(' .. cutoff)
+    if #set > 0 then redis.call('HSET', dk, unpack(set)) end
+    if nt > 0 then
+      local last = a + nt * 2 - 1
+      for j = a, last, CHUNK do
+        redis.call('ZADD', tk, unpack(ARGV, j, math.min(j + CHUNK - 1, last)))
+      end
+      redis.call('ZREMRANGEBYSCORE', tk, '-inf', '(' .. cutoff)
+    end
+    a = a + nt * 2
+    devs[#devs + 1] = dev
   end
-  a = a + nt * 2
-  devs[#devs + 1] = dev
+  chunked('SADD', devices, devs)
+  chunked('GEOADD', geo_key, geo)
+  chunked('ZREM', geo_key, gone)
+  n = n + nd
 end
-chunked('SADD', KEYS[1], devs)
-chunked('GEOADD', KEYS[2], geo)
-chunked('ZREM', KEYS[2], gone)
 return n

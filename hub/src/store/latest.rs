@@ -100,38 +100,25 @@ pub(crate) fn reduce<'a>(items: &'a [Latest<'a>]) -> BTreeMap<u32, Vec<DevUpdate
 }
 
 impl Store {
-    /// Applies latest-state updates, one script call per device bucket, concurrently.
+    /// Applies latest-state updates: on a Redis Cluster one script call per device bucket (each
+    /// its own slot), concurrently; on a single Redis one call for all.
     pub async fn apply_latest(&self, items: Vec<Latest<'_>>) -> Result<(), StoreError> {
         let cutoff = Utc::now().timestamp_millis() - self.retention_ms;
-        let calls = reduce(&items).into_iter().map(|(bucket, devs)| {
+        let by_bucket = reduce(&items);
+        let groups: Vec<Vec<(u32, Vec<DevUpdate<'_>>)>> = if self.cluster {
+            by_bucket.into_iter().map(|b| vec![b]).collect()
+        } else {
+            vec![by_bucket.into_iter().collect()]
+        };
+        let calls = groups.into_iter().filter(|g| !g.is_empty()).map(|group| {
             let mut inv = self.latest.prepare_invoke();
-            inv.key(self.keys.devices(bucket))
-                .key(self.keys.geo(bucket))
-                .arg(cutoff)
-                .arg(devs.len());
-            for d in &devs {
-                inv.key(self.keys.dev(bucket, d.dev))
-                    .key(self.keys.track(bucket, d.dev));
-                let (seen, seen_gw) = match d.seen {
-                    Some((ms, gw)) => (ms.to_string(), gw),
-                    None => (String::new(), ""),
-                };
-                inv.arg(d.dev)
-                    .arg(seen)
-                    .arg(seen_gw)
-                    .arg(d.winners.len())
-                    .arg(d.track.len());
-                for w in &d.winners {
-                    let (a, b) = w.detail();
-                    inv.arg(w.class)
-                        .arg(w.ts_ms)
-                        .arg(tie(w))
-                        .arg(w.json)
-                        .arg(a)
-                        .arg(b);
-                }
-                for (ts, point) in &d.track {
-                    inv.arg(*ts).arg(point);
+            inv.arg(cutoff).arg(group.len());
+            for (bucket, devs) in &group {
+                inv.key(self.keys.devices(*bucket))
+                    .key(self.keys.geo(*bucket))
+                    .arg(devs.len());
+                for d in devs {
+                    self.device_args(&mut inv, *bucket, d);
                 }
             }
             let mut conn = self.conn();
@@ -139,6 +126,33 @@ impl Store {
         });
         try_join_all(calls).await?;
         Ok(())
+    }
+
+    /// One device's keys and arguments of a `latest.lua` call.
+    fn device_args(&self, inv: &mut redis::ScriptInvocation<'_>, bucket: u32, d: &DevUpdate<'_>) {
+        inv.key(self.keys.dev(bucket, d.dev))
+            .key(self.keys.track(bucket, d.dev));
+        let (seen, seen_gw) = match d.seen {
+            Some((ms, gw)) => (ms.to_string(), gw),
+            None => (String::new(), ""),
+        };
+        inv.arg(d.dev)
+            .arg(seen)
+            .arg(seen_gw)
+            .arg(d.winners.len())
+            .arg(d.track.len());
+        for w in &d.winners {
+            let (a, b) = w.detail();
+            inv.arg(w.class)
+                .arg(w.ts_ms)
+                .arg(tie(w))
+                .arg(w.json)
+                .arg(a)
+                .arg(b);
+        }
+        for (ts, point) in &d.track {
+            inv.arg(*ts).arg(point);
+        }
     }
 }
 

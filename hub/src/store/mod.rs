@@ -3,8 +3,8 @@
 //!   (`<p>:{gw:<gw>}:…`): one script call per batch ([`Store::store_batch`]);
 //! - per device the latest state, track and geo position, under one of [`BUCKETS`] hash tags
 //!   (`<p>:{dev:<n>}:…`): devices are global (a radio heard by two gateways is one device), so
-//!   they cannot live under a gateway's tag; one script call per bucket per batch, idempotent
-//!   ([`latest`]);
+//!   they cannot live under a gateway's tag; one script call per batch (per bucket on a
+//!   cluster), idempotent ([`latest`]);
 //! - gateways' liveness in their meta hash, and a set of every gateway.
 
 mod conn;
@@ -46,6 +46,8 @@ pub struct Store {
     /// Several connections, used in turn ([`Store::conn`]).
     conns: Arc<[Conn]>,
     next: Arc<AtomicUsize>,
+    /// A Redis Cluster: a script call's keys must share one slot.
+    cluster: bool,
     keys: Keys,
     retention_ms: i64,
     history: Script,
@@ -77,6 +79,7 @@ impl Store {
         Ok(Store {
             conns: conns.into(),
             next: Arc::new(AtomicUsize::new(0)),
+            cluster: s.cluster,
             keys: Keys::new(&s.prefix),
             retention_ms: s.retention.as_millis() as i64,
             history: Script::new(include_str!("history.lua")),
