@@ -111,48 +111,52 @@ impl Store {
             vec![by_bucket.into_iter().collect()]
         };
         let calls = groups.into_iter().filter(|g| !g.is_empty()).map(|group| {
-            let mut inv = self.latest.prepare_invoke();
-            inv.arg(cutoff).arg(group.len());
+            let nkeys = group.iter().map(|(_, devs)| 2 + 2 * devs.len()).sum();
+            let mut cmd = Self::evalsha(&self.latest, nkeys);
             for (bucket, devs) in &group {
-                inv.key(self.keys.devices(*bucket))
-                    .key(self.keys.geo(*bucket))
-                    .arg(devs.len());
+                cmd.arg(self.keys.devices(*bucket))
+                    .arg(self.keys.geo(*bucket));
                 for d in devs {
-                    self.device_args(&mut inv, *bucket, d);
+                    cmd.arg(self.keys.dev(*bucket, d.dev))
+                        .arg(self.keys.track(*bucket, d.dev));
                 }
             }
-            let mut conn = self.conn();
-            async move { inv.invoke_async::<i64>(&mut conn).await }
+            cmd.arg(cutoff).arg(group.len());
+            for (_, devs) in &group {
+                cmd.arg(devs.len());
+                for d in devs {
+                    device_args(&mut cmd, d);
+                }
+            }
+            async move { self.run_script::<i64>(&self.latest, &cmd).await }
         });
         try_join_all(calls).await?;
         Ok(())
     }
+}
 
-    /// One device's keys and arguments of a `latest.lua` call.
-    fn device_args(&self, inv: &mut redis::ScriptInvocation<'_>, bucket: u32, d: &DevUpdate<'_>) {
-        inv.key(self.keys.dev(bucket, d.dev))
-            .key(self.keys.track(bucket, d.dev));
-        let (seen, seen_gw) = match d.seen {
-            Some((ms, gw)) => (ms.to_string(), gw),
-            None => (String::new(), ""),
-        };
-        inv.arg(d.dev)
-            .arg(seen)
-            .arg(seen_gw)
-            .arg(d.winners.len())
-            .arg(d.track.len());
-        for w in &d.winners {
-            let (a, b) = w.detail();
-            inv.arg(w.class)
-                .arg(w.ts_ms)
-                .arg(tie(w))
-                .arg(w.json)
-                .arg(a)
-                .arg(b);
-        }
-        for (ts, point) in &d.track {
-            inv.arg(*ts).arg(point);
-        }
+/// One device's arguments of a `latest.lua` call.
+fn device_args(cmd: &mut redis::Cmd, d: &DevUpdate<'_>) {
+    let (seen, seen_gw) = match d.seen {
+        Some((ms, gw)) => (ms.to_string(), gw),
+        None => (String::new(), ""),
+    };
+    cmd.arg(d.dev)
+        .arg(seen)
+        .arg(seen_gw)
+        .arg(d.winners.len())
+        .arg(d.track.len());
+    for w in &d.winners {
+        let (a, b) = w.detail();
+        cmd.arg(w.class)
+            .arg(w.ts_ms)
+            .arg(tie(w))
+            .arg(w.json)
+            .arg(a)
+            .arg(b);
+    }
+    for (ts, point) in &d.track {
+        cmd.arg(*ts).arg(point);
     }
 }
 

@@ -98,6 +98,33 @@ impl Store {
         self.conns[i].clone()
     }
 
+    /// `EVALSHA` of `script` with `nkeys` keys, its keys and arguments still to be added: built
+    /// straight into one command buffer (redis-rs' `ScriptInvocation` keeps every argument in
+    /// an allocation of its own and copies them all once more into the command; a batch's
+    /// calls carry thousands).
+    pub(crate) fn evalsha(script: &Script, nkeys: usize) -> redis::Cmd {
+        let mut c = redis::cmd("EVALSHA");
+        c.arg(script.get_hash()).arg(nkeys);
+        c
+    }
+
+    /// Runs an [`Store::evalsha`] command, loading the script first if Redis does not have it
+    /// (a restarted or new server).
+    pub(crate) async fn run_script<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        match cmd.query_async(&mut conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                script.load_async(&mut conn).await?;
+                Ok(cmd.query_async(&mut conn).await?)
+            }
+            r => Ok(r?),
+        }
+    }
+
     /// `PING`, for `/healthz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
@@ -141,16 +168,16 @@ impl Store {
         attempt: Option<&str>,
     ) -> Result<Vec<bool>, StoreError> {
         let now = Utc::now().timestamp_millis();
-        let mut inv = self.history.prepare_invoke();
         let (first, last) = match (items.first(), items.last()) {
             (Some(f), Some(l)) => (keys::pad(f.0), keys::pad(l.0)),
             _ => return Ok(Vec::new()),
         };
         let increasing = items.windows(2).all(|w| w[0].0 < w[1].0);
-        inv.key(self.keys.history(gw, class))
-            .key(self.keys.marks(gw, class))
-            .key(self.keys.gw_meta(gw))
-            .key(self.keys.applied(gw, class, &first, &last, items.len()))
+        let mut cmd = Self::evalsha(&self.history, 4);
+        cmd.arg(self.keys.history(gw, class))
+            .arg(self.keys.marks(gw, class))
+            .arg(self.keys.gw_meta(gw))
+            .arg(self.keys.applied(gw, class, &first, &last, items.len()))
             .arg(now)
             .arg(now - self.retention_ms)
             .arg(class.as_str())
@@ -163,9 +190,9 @@ impl Store {
             pad_into(&mut member, *id);
             member.push(' ');
             member.push_str(json);
-            inv.arg("0").arg(member.as_str());
+            cmd.arg("0").arg(member.as_str());
         }
-        let flags: String = inv.invoke_async(&mut self.conn()).await?;
+        let flags: String = self.run_script(&self.history, &cmd).await?;
         if flags.len() != items.len() {
             return Err(StoreError(redis::RedisError::from((
                 redis::ErrorKind::Parse,
