@@ -3,7 +3,7 @@
 //! [`Handled::Retry`] only for store failures: bad input is never retried.
 
 use crate::metrics::class as label;
-use crate::store::{latest_of, parse_ms, stored_json, stream_json, StoreError};
+use crate::store::{latest_of, parse_ms, stored_json, stream_json_into, StoreError};
 use crate::Ctx;
 use chrono::Utc;
 use outpost_proto::batch::{self, Parsed};
@@ -112,7 +112,9 @@ pub(crate) async fn store_batch(
         .store_seconds
         .observe(started.elapsed().as_secs_f64());
     let now = Utc::now().timestamp_millis();
-    let mut lines = Vec::new();
+    // The live stream's message: one line per new event, written straight into one buffer.
+    let mut lines = Vec::with_capacity(b.events.len() * 320);
+    let mut stored = 0u64;
     for (e, new) in b.events.iter().zip(&flags) {
         if !new {
             continue;
@@ -127,7 +129,11 @@ pub(crate) async fn store_batch(
                 .lag_seconds
                 .observe(((now - rx).max(0) as f64) / 1000.0);
         }
-        lines.push(stream_json(&e.object, &b.gw));
+        if stored > 0 {
+            lines.push(b'\n');
+        }
+        stream_json_into(&mut lines, &e.object, &b.gw);
+        stored += 1;
     }
     if class == "receipt" {
         let new: Vec<Map<String, Value>> = b
@@ -139,7 +145,6 @@ pub(crate) async fn store_batch(
             .collect();
         store.apply_receipts(&b.gw, &new).await?;
     }
-    let stored = lines.len() as u64;
     ctx.metrics
         .stored
         .get_or_create(&label(class))

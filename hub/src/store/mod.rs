@@ -234,13 +234,13 @@ impl Store {
 
     /// Publishes newly stored events for `/api/v1/stream` on every receiver (one message per
     /// batch, one event JSON a line, each with its `gw`).
-    pub async fn publish_stream(&self, lines: Vec<String>) -> Result<(), StoreError> {
+    pub async fn publish_stream(&self, lines: Vec<u8>) -> Result<(), StoreError> {
         if lines.is_empty() {
             return Ok(());
         }
         let _: i64 = redis::cmd("PUBLISH")
             .arg(self.keys.stream_channel())
-            .arg(lines.join("\n"))
+            .arg(lines)
             .query_async(&mut self.conn())
             .await?;
         Ok(())
@@ -250,17 +250,25 @@ impl Store {
 /// The stored form of an event: the object as received without `replay` (whether it waited at
 /// the gateway differs between regions and redeliveries; the event does not).
 pub fn stored_json(object: &Map<String, Value>) -> String {
-    Shown { object, gw: None }.to_string()
+    let mut buf = Vec::with_capacity(TYPICAL_EVENT);
+    Shown { object, gw: None }.write_into(&mut buf);
+    // serde_json writes UTF-8.
+    String::from_utf8(buf).unwrap_or_default()
 }
 
-/// An event as the live stream shows it: the stored form with the gateway's `gw`.
-pub fn stream_json(object: &Map<String, Value>, gw: &str) -> String {
+/// An event as the live stream shows it, appended to `out`: the stored form with the
+/// gateway's `gw`.
+pub fn stream_json_into(out: &mut Vec<u8>, object: &Map<String, Value>, gw: &str) {
     Shown {
         object,
         gw: Some(gw),
     }
-    .to_string()
+    .write_into(out)
 }
+
+/// Room for an event's JSON (a location event is about 200 bytes): most are written without
+/// growing their buffer.
+const TYPICAL_EVENT: usize = 320;
 
 /// An event object written without `replay` and, with `gw`, with that `gw` in its place among
 /// the sorted keys: the text of the object so edited, without copying it first (the receiver
@@ -271,8 +279,9 @@ struct Shown<'a> {
 }
 
 impl Shown<'_> {
-    fn to_string(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+    fn write_into(&self, out: &mut Vec<u8>) {
+        // Writing a map of JSON values into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, self);
     }
 }
 
@@ -390,9 +399,11 @@ mod tests {
                 panic!("{text}")
             };
             assert_eq!(stored_json(&o), copied(&o, None), "{text}");
+            let mut line = b"x\n".to_vec();
+            stream_json_into(&mut line, &o, "veh-1");
             assert_eq!(
-                stream_json(&o, "veh-1"),
-                copied(&o, Some("veh-1")),
+                String::from_utf8(line).unwrap(),
+                format!("x\n{}", copied(&o, Some("veh-1"))),
                 "{text}"
             );
         }
