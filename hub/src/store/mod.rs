@@ -22,18 +22,10 @@ use outpost_proto::batch::Parsed;
 use outpost_proto::EventId;
 use redis::Script;
 use serde_json::{Map, Value};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 /// Device state is spread over this many hash tags (Redis Cluster slots). Fixed: changing it
 /// would move every device's keys.
 pub const BUCKETS: u32 = 16;
-
-/// Connections to Redis (to each node of a cluster) a store spreads its calls over. With
-/// `appendfsync always` Redis writes and fsyncs its AOF once per event-loop turn, and in one
-/// turn it reads at most 16 KiB from each connection: over one connection a batch's script
-/// calls were spread over many turns, each with its fsync, and Redis sat idle between them.
-pub const CONNECTIONS: usize = 4;
 
 /// A store operation failed; the batch is not acknowledged and is tried again.
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +35,7 @@ pub struct StoreError(#[from] pub redis::RedisError);
 /// The hub's Redis.
 #[derive(Clone)]
 pub struct Store {
-    /// Several connections, used in turn ([`Store::conn`]).
-    conns: Arc<[Conn]>,
-    next: Arc<AtomicUsize>,
+    conn: Conn,
     /// A Redis Cluster: a script call's keys must share one slot.
     cluster: bool,
     keys: Keys,
@@ -72,13 +62,8 @@ pub struct Latest<'a> {
 impl Store {
     /// Connects (once; the caller retries).
     pub async fn connect(s: &RedisSettings) -> Result<Store, StoreError> {
-        let mut conns = Vec::with_capacity(CONNECTIONS);
-        for _ in 0..CONNECTIONS {
-            conns.push(Conn::connect(s).await?);
-        }
         Ok(Store {
-            conns: conns.into(),
-            next: Arc::new(AtomicUsize::new(0)),
+            conn: Conn::connect(s).await?,
             cluster: s.cluster,
             keys: Keys::new(&s.prefix),
             retention_ms: s.retention.as_millis() as i64,
@@ -92,10 +77,9 @@ impl Store {
         &self.keys
     }
 
-    /// A connection handle: each call the next of the store's connections (each multiplexed).
+    /// A connection handle (clones share one multiplexed connection).
     pub fn conn(&self) -> Conn {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
-        self.conns[i].clone()
+        self.conn.clone()
     }
 
     /// `EVALSHA` of `script` with `nkeys` keys, its keys and arguments still to be added: built
