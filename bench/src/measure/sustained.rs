@@ -105,12 +105,15 @@ fn one_step(rt: &Runtime, lane: &mut Lane, rate: f64, step: Duration) -> anyhow:
         _ => 0.0,
     };
     let gen_ok = sent.rate() >= 0.95 * rate;
+    let per_message =
+        c.events() as f64 / c.messages.load(std::sync::atomic::Ordering::Relaxed).max(1) as f64;
     eprintln!(
-        "  {:<22} step {:>8.0}/s: generator {:>8.0}/s, hub {:>8.0} ev/s, {}{}",
+        "  {:<22} step {:>8.0}/s: generator {:>8.0}/s, hub {:>8.0} ev/s ({:.0} a message), {}{}",
         lane.res.kind.name(),
         rate,
         sent.rate(),
         hub_rate,
+        per_message,
         if kept_up { "kept up" } else { "fell behind" },
         match (kept_up, c.last()) {
             (false, Some(last)) => format!(
