@@ -65,15 +65,7 @@ fn latest_state_across_two_gateways_is_the_newest_ts() {
     assert_eq!(status, 404, "{body}");
     assert!(body["error"].is_string());
     // The track is by ts, whichever gateway heard it.
-    let track = api
-        .json("/api/v1/devices/r7/track?from=2026-11-30T10:00:00Z&to=2026-11-30T10:00:02.500Z")
-        .unwrap();
-    let lats: Vec<f64> = track
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["lat"].as_f64().unwrap())
-        .collect();
+    let lats = track(&api, "r7", "10:00:00", "10:00:02.500", "lat");
     assert_eq!(lats, [53.0, 52.0]);
     // The same fix heard by both gateways is in each one's history under its own id, and the
     // track has both events (its points refer to the histories).
@@ -87,20 +79,8 @@ fn latest_state_across_two_gateways_is_the_newest_ts() {
     );
     wait_locations(&api, "veh-a", 3);
     wait_locations(&api, "veh-b", 4);
-    let track = api
-        .json("/api/v1/devices/r7/track?from=2026-11-30T10:00:00Z&to=2026-11-30T10:00:04.500Z")
-        .unwrap();
-    let ids: Vec<&str> = track
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        ids,
-        ["900-0", "100-0", "901-0", "102-0", "903-0"],
-        "{track}"
-    );
+    let ids = track(&api, "r7", "10:00:00", "10:00:04.500", "id");
+    assert_eq!(ids, ["900-0", "100-0", "901-0", "102-0", "903-0"]);
     let devices = api.json("/api/v1/devices").unwrap();
     let names: Vec<&str> = devices
         .as_array()
@@ -140,15 +120,7 @@ fn several_fixes_of_a_device_in_one_batch_keep_the_newest_and_the_whole_track() 
         .map(|n| n["dev"].as_str().unwrap())
         .collect();
     assert_eq!(found, ["u1"], "{near}");
-    let track = api
-        .json("/api/v1/devices/u1/track?from=2026-11-30T11:00:00Z&to=2026-11-30T11:00:04Z")
-        .unwrap();
-    let lats: Vec<f64> = track
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["lat"].as_f64().unwrap())
-        .collect();
+    let lats = track(&api, "u1", "11:00:00", "11:00:04", "lat");
     assert_eq!(lats, [10.0, 10.2, 10.3]);
     // Older than what is stored: history and track take it, latest does not.
     b.gw.publish_qos1(
@@ -169,6 +141,20 @@ fn several_fixes_of_a_device_in_one_batch_keep_the_newest_and_the_whole_track() 
         api.json("/api/v1/devices/u2").unwrap()["location"]["lat"],
         40.0
     );
+}
+
+/// `field` of each point of `dev`'s track between two times of 2026-11-30 (`hh:mm:ss`).
+fn track(api: &HubApi, dev: &str, from: &str, to: &str, field: &str) -> Vec<Value> {
+    let t = api
+        .json(&format!(
+            "/api/v1/devices/{dev}/track?from=2026-11-30T{from}Z&to=2026-11-30T{to}Z"
+        ))
+        .unwrap();
+    t.as_array()
+        .unwrap_or_else(|| panic!("{t}"))
+        .iter()
+        .map(|e| e[field].clone())
+        .collect()
 }
 
 /// Waits until the hub holds `n` location events of `gw` (fails the test after `T`).
