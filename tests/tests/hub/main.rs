@@ -7,6 +7,7 @@ mod acl;
 mod auth;
 mod bad_input;
 mod check;
+mod history;
 mod ingest;
 mod messages;
 mod queries;
