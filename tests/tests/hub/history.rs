@@ -3,23 +3,14 @@
 //! its range stored), one with some ids stored, one entirely stored, and ids out of order. The
 //! binary's tests reach these only as the receiver's timing happens to order its batches.
 
-use std::time::Duration;
-
-use outpost_hub::store::Store;
 use outpost_proto::{Class, EventId};
-use outpost_system_tests::RedisServer;
+
+use crate::store_on_fresh_redis;
 
 #[test]
 fn each_path_of_the_history_script_stores_every_id_once() {
-    let redis = RedisServer::new().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (redis, rt, store) = store_on_fresh_redis();
     rt.block_on(async {
-        let settings =
-            outpost_hub::sync::endpoint(&redis.url(), Duration::from_secs(86_400)).unwrap();
-        let store = Store::connect(&settings).await.unwrap();
         let store_ids = |ids: &'static [u64]| {
             let store = store.clone();
             async move {

@@ -21,6 +21,25 @@ use serde_json::{json, Value};
 
 pub const T: Duration = Duration::from_secs(30);
 
+/// The hub's own `Store` on a fresh Redis, with a runtime to drive it in-process: for tests
+/// that need a store operation on cue, which the binary cannot be made to do.
+pub fn store_on_fresh_redis() -> (
+    RedisServer,
+    tokio::runtime::Runtime,
+    outpost_hub::store::Store,
+) {
+    let redis = RedisServer::new().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let settings = outpost_hub::sync::endpoint(&redis.url(), Duration::from_secs(86_400)).unwrap();
+    let store = rt
+        .block_on(outpost_hub::store::Store::connect(&settings))
+        .unwrap();
+    (redis, rt, store)
+}
+
 /// A batch payload as a gateway would send it.
 pub fn batch(gw: &str, class: &str, events: &[Value]) -> String {
     json!({"gw": gw, "class": class, "events": events}).to_string()

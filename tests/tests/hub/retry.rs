@@ -5,24 +5,12 @@
 //! through the hub's own `Store`: a lost reply cannot be made to happen on cue through the
 //! binary.
 
-use std::time::Duration;
-
-use outpost_hub::store::Store;
-use outpost_system_tests::RedisServer;
-
-use crate::{batch, loc};
+use crate::{batch, loc, store_on_fresh_redis};
 
 #[test]
 fn a_try_after_a_lost_reply_gets_the_first_answer_and_a_republished_batch_gets_duplicates() {
-    let redis = RedisServer::new().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (redis, rt, store) = store_on_fresh_redis();
     rt.block_on(async {
-        let settings =
-            outpost_hub::sync::endpoint(&redis.url(), Duration::from_secs(86_400)).unwrap();
-        let store = Store::connect(&settings).await.unwrap();
         let parse = |evs: &[serde_json::Value]| {
             let p = batch("veh-r", "location", evs);
             outpost_proto::batch::parse("veh-r", "location", p.as_bytes(), 1 << 20).unwrap()
