@@ -10,7 +10,10 @@ use serde_json::json;
 const T: Duration = Duration::from_secs(30);
 const BASE_TST: i64 = 1_700_000_000;
 
-/// Publishes fixes `range` for three phones in chunks of 25; returns (dev, ts) in publish order.
+/// Publishes fixes `range` for three phones in chunks of 25, 10 ms apart; returns (dev, ts) in
+/// publish order. The pause keeps the stream going while the test acts on it: unpaced, a quick
+/// gateway had taken all 600 before the test's kill (a clean-clone CI run, "the kill came too
+/// late to test anything").
 fn publish(dev: &Device, range: std::ops::Range<i64>) -> Vec<(String, String)> {
     let mut published = Vec::new();
     let all: Vec<i64> = range.collect();
@@ -25,6 +28,7 @@ fn publish(dev: &Device, range: std::ops::Range<i64>) -> Vec<(String, String)> {
             })
             .collect();
         dev.publish_many_qos1(msgs).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
     }
     published
 }
