@@ -29,8 +29,13 @@ if attempt ~= '' then
 end
 local floor = redis.call('HGET', meta, 'floor:' .. class) or ''
 local top = redis.call('HGET', meta, 'top:' .. class) or ''
--- Elements per ZADD from `unpack`, well below Lua's C stack limit.
+-- `ZADD ev` of list[from..to] (score, member pairs), in chunks well below Lua's C stack limit.
 local CHUNK = 2000
+local function zadd(list, from, to)
+  for i = from, to, CHUNK do
+    redis.call('ZADD', ev, unpack(list, i, math.min(i + CHUNK - 1, to)))
+  end
+end
 local flags, stored
 -- ' ' (0x20) ends the id inside a member and '!' (0x21) is the next byte: '[<id> ' to
 -- '(<id>!' holds exactly the members of this id (of these ids, from the first to the last).
@@ -40,9 +45,7 @@ if n > 0 and increasing and first > floor
   -- No id of the batch is stored: above every stored one (the usual case: a gateway's batches
   -- follow each other), or a batch overtaken by a later one (the gateway has several in flight).
   -- All new, stored as they came without looking at each.
-  for i = 7, 6 + 2 * n, CHUNK do
-    redis.call('ZADD', ev, unpack(ARGV, i, math.min(i + CHUNK - 1, 6 + 2 * n)))
-  end
+  zadd(ARGV, 7, 6 + 2 * n)
   flags, stored = string.rep('1', n), n
   if last > top then top = last end
 else
@@ -62,9 +65,7 @@ else
     end
     out[i + 1] = new
   end
-  for i = 1, #members, CHUNK do
-    redis.call('ZADD', ev, unpack(members, i, math.min(i + CHUNK - 1, #members)))
-  end
+  zadd(members, 1, #members)
   flags = table.concat(out)
 end
 if stored > 0 then

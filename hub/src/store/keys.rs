@@ -105,9 +105,17 @@ pub fn pad(id: EventId) -> String {
 pub const PADDED_LEN: usize = 41;
 
 /// [`pad`] appended to `out`.
-pub fn pad_into(out: &mut String, id: EventId) {
+fn pad_into(out: &mut String, id: EventId) {
     use std::fmt::Write;
     let _ = write!(out, "{:020}-{:020}", id.ms, id.seq);
+}
+
+/// `<padded id> <rest>` appended to `out`: a history member (`rest` the event JSON) or a track
+/// point (`rest` the gateway).
+pub fn member_into(out: &mut String, id: EventId, rest: &str) {
+    pad_into(out, id);
+    out.push(' ');
+    out.push_str(rest);
 }
 
 /// The id of a padded id or a history member (`<padded id> <json>`).

@@ -19,11 +19,13 @@
 local cutoff, nb = tonumber(ARGV[1]), tonumber(ARGV[2])
 -- Redis' geo index covers latitudes up to ±85.05112878 (Web Mercator).
 local GEO_LAT = 85.05112878
--- Elements per command from `unpack`, well below Lua's C stack limit.
+-- `cmd key` with list[from..to] (all of it by default), in chunks well below Lua's C stack
+-- limit.
 local CHUNK = 2000
-local function chunked(cmd, key, list)
-  for i = 1, #list, CHUNK do
-    redis.call(cmd, key, unpack(list, i, math.min(i + CHUNK - 1, #list)))
+local function chunked(cmd, key, list, from, to)
+  from, to = from or 1, to or #list
+  for i = from, to, CHUNK do
+    redis.call(cmd, key, unpack(list, i, math.min(i + CHUNK - 1, to)))
   end
 end
 -- Appends the values to a list.
@@ -76,10 +78,7 @@ for _ = 1, nb do
     end
     if #set > 0 then redis.call('HSET', dk, unpack(set)) end
     if nt > 0 then
-      local last = a + nt * 2 - 1
-      for j = a, last, CHUNK do
-        redis.call('ZADD', tk, unpack(ARGV, j, math.min(j + CHUNK - 1, last)))
-      end
+      chunked('ZADD', tk, ARGV, a, a + nt * 2 - 1)
       redis.call('ZREMRANGEBYSCORE', tk, '-inf', '(' .. cutoff)
     end
     a = a + nt * 2

@@ -1,5 +1,5 @@
 //! Latest state (SPEC §7): what a batch's events leave per device once compared among
-//! themselves, applied with one `latest.lua` call per device bucket.
+//! themselves, applied with one `latest.lua` call (one per device bucket on a cluster).
 //!
 //! The comparison here is the one the script makes with what is stored, so applying a batch
 //! reduced is the same as applying its events one by one: per (device, class) the event with
@@ -12,6 +12,7 @@
 use super::{keys, Latest, Store, StoreError};
 use chrono::Utc;
 use futures_util::future::try_join_all;
+use outpost_proto::EventId;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
@@ -29,8 +30,10 @@ pub(crate) struct DevUpdate<'a> {
 
 /// A track point: the padded id and gateway of a location event, which
 /// [`Store::track`](super::Store::track) looks up in that gateway's history.
-pub fn track_ref(padded_id: &str, gw: &str) -> String {
-    format!("{padded_id} {gw}")
+pub fn track_ref(id: EventId, gw: &str) -> String {
+    let mut s = String::with_capacity(keys::PADDED_LEN + 1 + gw.len());
+    keys::member_into(&mut s, id, gw);
+    s
 }
 
 /// The (padded id, gateway) of a track point; `None` for a point stored as JSON.
@@ -93,7 +96,7 @@ pub(crate) fn reduce<'a>(items: &'a [Latest<'a>]) -> BTreeMap<u32, Vec<DevUpdate
             d.seen = Some((seen, it.gw));
         }
         if let (Some(id), "location") = (it.id, it.class) {
-            d.track.push((it.ts_ms, track_ref(&keys::pad(id), it.gw)));
+            d.track.push((it.ts_ms, track_ref(id, it.gw)));
         }
     }
     out
@@ -163,7 +166,6 @@ fn device_args(cmd: &mut redis::Cmd, d: &DevUpdate<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use outpost_proto::EventId;
     use serde_json::{Map, Value};
 
     struct Ev {
@@ -230,10 +232,7 @@ mod tests {
         assert!(std::ptr::eq(r1.winners[1], &items[2]));
         assert_eq!(r1.seen, Some((100, "g1")));
         assert_eq!(r1.track.len(), 5);
-        assert_eq!(
-            r1.track[0].1,
-            track_ref(&keys::pad(EventId { ms: 2, seq: 0 }), "g1")
-        );
+        assert_eq!(r1.track[0].1, track_ref(EventId { ms: 2, seq: 0 }, "g1"));
         let r2 = all.iter().find(|d| d.dev == "r2").unwrap();
         assert!(std::ptr::eq(r2.winners[0], &items[7]));
     }
@@ -261,7 +260,7 @@ mod tests {
     #[test]
     fn track_refs_name_their_event_and_json_points_are_not_refs() {
         let pid = keys::pad(EventId { ms: 5, seq: 1 });
-        let r = track_ref(&pid, "veh-1");
+        let r = track_ref(EventId { ms: 5, seq: 1 }, "veh-1");
         assert_eq!(parse_track_ref(&r), Some((pid.as_str(), "veh-1")));
         assert_eq!(
             parse_track_ref(r#"{"dev":"r1","class":"location","lat":1,"lon":2}"#),

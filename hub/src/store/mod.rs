@@ -17,7 +17,7 @@ pub use conn::Conn;
 
 use crate::config::RedisSettings;
 use chrono::{DateTime, Utc};
-use keys::{pad_into, Keys};
+use keys::{member_into, Keys};
 use outpost_proto::batch::Parsed;
 use outpost_proto::EventId;
 use redis::Script;
@@ -171,9 +171,7 @@ impl Store {
         let mut member = String::new();
         for (id, json) in items {
             member.clear();
-            pad_into(&mut member, *id);
-            member.push(' ');
-            member.push_str(json);
+            member_into(&mut member, *id, json);
             cmd.arg("0").arg(member.as_str());
         }
         let flags: String = self.run_script(&self.history, &cmd).await?;

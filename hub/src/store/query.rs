@@ -246,10 +246,10 @@ impl Store {
         }
         let mut seen = HashSet::new();
         Ok(json
-            .into_iter()
+            .iter()
             .flatten()
-            .filter(|j| seen.insert(j.clone()))
-            .filter_map(|j| serde_json::from_str(&j).ok())
+            .filter(|j| seen.insert(j.as_str()))
+            .filter_map(|j| serde_json::from_str(j).ok())
             .collect())
     }
 
