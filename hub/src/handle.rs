@@ -3,10 +3,11 @@
 //! [`Handled::Retry`] only for store failures: bad input is never retried.
 
 use crate::metrics::class as label;
-use crate::store::{latest_of, parse_ms, stored_json, stream_json_into, StoreError};
+use crate::store::{latest_of, parse_ms, stored_form, stored_json, stream_line_into, StoreError};
 use crate::Ctx;
 use chrono::Utc;
 use outpost_proto::batch::{self, Parsed};
+use outpost_proto::fields::Head;
 use outpost_proto::topic::{Kind, Topics};
 use rumqttc::v5::mqttbytes::v5::Publish;
 use serde_json::{Map, Value};
@@ -107,7 +108,11 @@ pub(crate) async fn store_batch(
         .get_or_create(&label(class))
         .inc_by(b.events.len() as u64);
     let started = Instant::now();
-    let (flags, _) = tokio::try_join!(store.store_batch(b, attempt), store.add_gateway(&b.gw))?;
+    let forms: Vec<String> = b.events.iter().map(stored_form).collect();
+    let (flags, _) = tokio::try_join!(
+        store.store_formed(b, &forms, attempt),
+        store.add_gateway(&b.gw)
+    )?;
     ctx.metrics
         .store_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -115,16 +120,12 @@ pub(crate) async fn store_batch(
     // The live stream's message: one line per new event, written straight into one buffer.
     let mut lines = Vec::with_capacity(b.events.len() * 320);
     let mut stored = 0u64;
-    for (e, new) in b.events.iter().zip(&flags) {
+    let gw_json = Value::from(b.gw.as_str()).to_string();
+    for ((e, new), json) in b.events.iter().zip(&flags).zip(&forms) {
         if !new {
             continue;
         }
-        if let Some(rx) = e
-            .object
-            .get("rx")
-            .and_then(Value::as_str)
-            .and_then(parse_ms)
-        {
+        if let Some(rx) = e.head.rx.as_deref().and_then(parse_ms) {
             ctx.metrics
                 .lag_seconds
                 .observe(((now - rx).max(0) as f64) / 1000.0);
@@ -132,7 +133,7 @@ pub(crate) async fn store_batch(
         if stored > 0 {
             lines.push(b'\n');
         }
-        stream_json_into(&mut lines, &e.object, &b.gw);
+        stream_line_into(&mut lines, e, json, &b.gw, &gw_json);
         stored += 1;
     }
     if class == "receipt" {
@@ -141,7 +142,7 @@ pub(crate) async fn store_batch(
             .iter()
             .zip(&flags)
             .filter(|(_, n)| **n)
-            .map(|(e, _)| e.object.clone())
+            .map(|(e, _)| e.object())
             .collect();
         store.apply_receipts(&b.gw, &new).await?;
     }
@@ -202,13 +203,15 @@ async fn snapshot(
                     continue;
                 }
                 let json = stored_json(&e);
-                entries.push((class, e, json));
+                let head = Head::of_object(&e);
+                let dev = dev.as_str();
+                entries.push((class, dev, head, json));
             }
         }
     }
     let items = entries
         .iter()
-        .map(|(class, e, json)| latest_of(gw, class, None, e, json))
+        .map(|(class, dev, head, json)| latest_of(gw, class, None, dev, head, json))
         .collect();
     store.apply_latest(items).await?;
     store.add_gateway(gw).await

@@ -11,6 +11,7 @@
 
 use crate::config::RedisSettings;
 use crate::store::{latest_of, Store};
+use outpost_proto::fields::Head;
 use outpost_proto::{Class, EventId};
 use serde_json::Value;
 use std::io::Write;
@@ -81,12 +82,15 @@ pub async fn sync(from: &Store, to: &Store, progress: &mut impl Write) -> anyhow
                     }
                     c.copied += 1;
                     if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(json) {
-                        copied.push((*id, o, json));
+                        let dev = o.get("dev").and_then(Value::as_str).unwrap_or("");
+                        copied.push((*id, dev.to_string(), Head::of_object(&o), json));
                     }
                 }
                 let latest = copied
                     .iter()
-                    .map(|(id, o, json)| latest_of(&gw, class.as_str(), Some(*id), o, json))
+                    .map(|(id, dev, head, json)| {
+                        latest_of(&gw, class.as_str(), Some(*id), dev, head, json)
+                    })
                     .collect();
                 to.apply_latest(latest).await?;
                 c.seen += page.len() as u64;

@@ -5,7 +5,9 @@
 //! ([`parse`]) before anything is stored.
 
 use crate::event::Class;
+use crate::fields::{self, Head, Members};
 use crate::id::EventId;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// One stored event: its stream id and its JSON object (without `id`/`replay`).
@@ -93,8 +95,70 @@ impl BatchError {
 pub struct Received {
     pub id: EventId,
     pub dev: String,
-    /// The event object as received (with `id` and `replay`).
-    pub object: Map<String, Value>,
+    /// The event object as received (with `id` and `replay`): its JSON text.
+    pub json: String,
+    /// The fields read of every event.
+    pub head: Head,
+    /// Whether the object has a `gw` member of its own.
+    pub has_gw: bool,
+    /// `(a, b)`: `json[..a] + json[b..]` is the object without `replay`, when its only
+    /// `replay` follows a leading `id` as the gateway writes them (`{"id":"…","replay":true,…`)
+    /// and the text has no line breaks.
+    cut: Option<(usize, usize)>,
+}
+
+impl Received {
+    /// An event made by the hub itself (TAK users), `object` with its `id`.
+    pub fn from_object(id: EventId, dev: String, object: Map<String, Value>) -> Received {
+        let json = Value::Object(object).to_string();
+        let m = fields::members(&json).unwrap_or_default();
+        let (head, has_gw) = (Head::of_members(&m), fields::get(&m, "gw").is_some());
+        let cut = replay_cut(&json, &m, &id.to_string());
+        Received {
+            id,
+            dev,
+            head,
+            has_gw,
+            cut,
+            json,
+        }
+    }
+
+    /// The object without `replay`, cut out of the text as received, when it is where the
+    /// gateway writes it; `None` otherwise (the caller edits [`Received::object`]).
+    pub fn without_replay(&self) -> Option<String> {
+        let (a, b) = self.cut?;
+        let mut s = String::with_capacity(self.json.len());
+        s.push_str(&self.json[..a]);
+        s.push_str(&self.json[b..]);
+        Some(s)
+    }
+
+    /// The whole object, read again from its text (for what needs more than [`Head`]).
+    pub fn object(&self) -> Map<String, Value> {
+        match serde_json::from_str(&self.json) {
+            Ok(Value::Object(o)) => o,
+            _ => Map::new(),
+        }
+    }
+}
+
+/// Where the `replay` member of `json` is, for [`Received::without_replay`].
+fn replay_cut(json: &str, m: &Members<'_>, id: &str) -> Option<(usize, usize)> {
+    if m.iter().filter(|(k, _)| k == "replay").count() != 1 || json.contains(['\n', '\r']) {
+        return None;
+    }
+    const OPEN: &str = "{\"id\":\"";
+    let rest = json
+        .strip_prefix(OPEN)?
+        .strip_prefix(id)?
+        .strip_prefix('"')?;
+    let a = json.len() - rest.len();
+    let rest = rest.strip_prefix(",\"replay\":")?;
+    let after = rest
+        .strip_prefix("true")
+        .or_else(|| rest.strip_prefix("false"))?;
+    (after.starts_with(',') || after.starts_with('}')).then_some((a, json.len() - after.len()))
 }
 
 /// A received batch that passed every check.
@@ -107,7 +171,8 @@ pub struct Parsed {
 
 /// Parses and checks a batch that arrived on `<prefix>/<topic_gw>/up/<topic_class>`:
 /// at most `max_bytes`, UTF-8 JSON, `gw` and `class` agreeing with the topic, every event an
-/// object with a valid `id` (strictly increasing), a `dev` and the batch's `class`.
+/// object with a valid `id` (strictly increasing), a `dev` and the batch's `class`. Each
+/// event is kept as its text with the fields the hub reads ([`fields`]), not as a value tree.
 pub fn parse(
     topic_gw: &str,
     topic_class: &str,
@@ -118,61 +183,74 @@ pub fn parse(
         return Err(BatchError::Oversize(bytes.len()));
     }
     let text = std::str::from_utf8(bytes).map_err(|_| BatchError::NotUtf8)?;
-    let v: Value = serde_json::from_str(text).map_err(|e| BatchError::NotJson(e.to_string()))?;
-    let Value::Object(mut top) = v else {
-        return Err(BatchError::NotBatch("not an object"));
+    let Some(top) = fields::members(text) else {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => BatchError::NotBatch("not an object"),
+            Err(e) => BatchError::NotJson(e.to_string()),
+        });
     };
-    let gw = match top.get("gw") {
-        Some(Value::String(s)) => s.clone(),
-        _ => return Err(BatchError::NotBatch("no \"gw\" string")),
+    let text_of = |k: &str| fields::get(&top, k).and_then(fields::str_of);
+    let Some(gw) = text_of("gw") else {
+        return Err(BatchError::NotBatch("no \"gw\" string"));
     };
     if gw != topic_gw {
         return Err(BatchError::GwMismatch {
             topic: topic_gw.into(),
-            payload: gw,
+            payload: gw.into_owned(),
         });
     }
-    let class_name = match top.get("class") {
-        Some(Value::String(s)) => s.clone(),
-        _ => return Err(BatchError::NotBatch("no \"class\" string")),
+    let Some(class_name) = text_of("class") else {
+        return Err(BatchError::NotBatch("no \"class\" string"));
     };
     if class_name != topic_class {
         return Err(BatchError::ClassMismatch {
             topic: topic_class.into(),
-            payload: class_name,
+            payload: class_name.into_owned(),
         });
     }
     let class = Class::parse(&class_name).ok_or(BatchError::NotBatch("unknown class"))?;
-    let Some(Value::Array(list)) = top.remove("events") else {
-        return Err(BatchError::NotBatch("no \"events\" array"));
-    };
+    let list: Vec<&RawValue> = fields::get(&top, "events")
+        .and_then(|v| serde_json::from_str(v.get()).ok())
+        .ok_or(BatchError::NotBatch("no \"events\" array"))?;
     let mut events = Vec::with_capacity(list.len());
     let mut last: Option<EventId> = None;
-    for (i, e) in list.into_iter().enumerate() {
-        let Value::Object(object) = e else {
+    for (i, raw) in list.into_iter().enumerate() {
+        let json = raw.get();
+        let Some(m) = fields::members(json) else {
             return Err(BatchError::BadEvent(i, "not an object"));
         };
-        let id = match object.get("id") {
-            Some(Value::String(s)) => EventId::parse(s).ok_or(BatchError::BadEvent(i, "bad id"))?,
-            _ => return Err(BatchError::BadEvent(i, "no id")),
+        let Some(id_text) = fields::get(&m, "id").and_then(fields::str_of) else {
+            return Err(BatchError::BadEvent(i, "no id"));
         };
+        let id = EventId::parse(&id_text).ok_or(BatchError::BadEvent(i, "bad id"))?;
         if last.is_some_and(|l| id <= l) {
             return Err(BatchError::IdsNotIncreasing(i, id.to_string()));
         }
         last = Some(id);
-        let dev = match object.get("dev") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        let dev = match fields::get(&m, "dev").and_then(fields::str_of) {
+            Some(s) if !s.is_empty() => s.into_owned(),
             _ => return Err(BatchError::BadEvent(i, "no dev")),
         };
-        if object.get("class").and_then(Value::as_str) != Some(class.as_str()) {
+        if fields::get(&m, "class").and_then(fields::str_of).as_deref() != Some(class.as_str()) {
             return Err(BatchError::BadEvent(i, "class differs from the batch's"));
         }
-        events.push(Received { id, dev, object });
+        events.push(Received {
+            id,
+            dev,
+            head: Head::of_members(&m),
+            has_gw: fields::get(&m, "gw").is_some(),
+            cut: replay_cut(json, &m, &id_text),
+            json: json.to_string(),
+        });
     }
     if events.is_empty() {
         return Err(BatchError::NotBatch("no events"));
     }
-    Ok(Parsed { gw, class, events })
+    Ok(Parsed {
+        gw: gw.into_owned(),
+        class,
+        events,
+    })
 }
 
 #[cfg(test)]

@@ -12,11 +12,13 @@
 //! - [`api`]: the client side of the hub API's `/api/v1/events` paging.
 //! - [`batch`]: batch payloads — built by the gateway from stored JSON, parsed and checked by
 //!   the hub.
+//! - [`fields`]: the few fields of a JSON object the hub reads, without building the object.
 
 pub mod api;
 pub mod batch;
 pub mod down;
 pub mod event;
+pub mod fields;
 pub mod id;
 pub mod topic;
 

@@ -166,7 +166,7 @@ fn device_args(cmd: &mut redis::Cmd, d: &DevUpdate<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Map, Value};
+    use outpost_proto::fields::Head;
 
     struct Ev {
         dev: &'static str,
@@ -174,7 +174,7 @@ mod tests {
         gw: &'static str,
         id: Option<u64>,
         ts_ms: i64,
-        object: Map<String, Value>,
+        head: Head,
     }
 
     fn ev(dev: &'static str, class: &'static str, gw: &'static str, id: u64, ts_ms: i64) -> Ev {
@@ -184,7 +184,7 @@ mod tests {
             gw,
             id: (id > 0).then_some(id),
             ts_ms,
-            object: Map::new(),
+            head: Head::default(),
         }
     }
 
@@ -197,7 +197,7 @@ mod tests {
                 id: e.id.map(|ms| EventId { ms, seq: 0 }),
                 ts_ms: e.ts_ms,
                 json: "{}",
-                object: &e.object,
+                head: &e.head,
             })
             .collect()
     }
@@ -244,9 +244,7 @@ mod tests {
             ev("r1", "presence", "g2", 5, 100),
             ev("r2", "presence", "g2", 6, 100),
         ];
-        evs[1]
-            .object
-            .insert("last_seen".into(), "1970-01-01T00:00:00.300Z".into());
+        evs[1].head.last_seen = Some("1970-01-01T00:00:00.300Z".into());
         let items = latest(&evs);
         let by = reduce(&items);
         let all: Vec<&DevUpdate> = by.values().flatten().collect();

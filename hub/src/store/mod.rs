@@ -18,7 +18,8 @@ pub use conn::Conn;
 use crate::config::RedisSettings;
 use chrono::{DateTime, Utc};
 use keys::{member_into, Keys};
-use outpost_proto::batch::Parsed;
+use outpost_proto::batch::{Parsed, Received};
+use outpost_proto::fields::Head;
 use outpost_proto::EventId;
 use redis::Script;
 use serde_json::{Map, Value};
@@ -55,8 +56,8 @@ pub struct Latest<'a> {
     pub ts_ms: i64,
     /// The stored form ([`stored_json`]).
     pub json: &'a str,
-    /// The event object (its position or presence state is read only if it wins).
-    pub object: &'a Map<String, Value>,
+    /// The fields its position or presence state is read from (only if it wins).
+    pub head: &'a Head,
 }
 
 impl Store {
@@ -120,16 +121,30 @@ impl Store {
     /// running it again is harmless (both steps are idempotent).
     /// `attempt` names this handling of the batch across its tries ([`crate::Ctx::attempt`]).
     pub async fn store_batch(&self, b: &Parsed, attempt: &str) -> Result<Vec<bool>, StoreError> {
-        let items: Vec<(EventId, String)> = b
+        let stored: Vec<String> = b.events.iter().map(stored_form).collect();
+        self.store_formed(b, &stored, attempt).await
+    }
+
+    /// [`Store::store_batch`] with each event's stored form ([`stored_form`]) made already.
+    pub async fn store_formed(
+        &self,
+        b: &Parsed,
+        stored: &[String],
+        attempt: &str,
+    ) -> Result<Vec<bool>, StoreError> {
+        let items: Vec<(EventId, &str)> = b
             .events
             .iter()
-            .map(|e| (e.id, stored_json(&e.object)))
+            .zip(stored)
+            .map(|(e, json)| (e.id, json.as_str()))
             .collect();
         let latest = b
             .events
             .iter()
             .zip(&items)
-            .map(|(e, (id, json))| latest_of(&b.gw, b.class.as_str(), Some(*id), &e.object, json))
+            .map(|(e, (id, json))| {
+                latest_of(&b.gw, b.class.as_str(), Some(*id), &e.dev, &e.head, json)
+            })
             .collect();
         // Concurrently: latest state is idempotent (newest `ts` wins, ties by gw|id), so it
         // need not wait for the history script; if either fails the batch is not acknowledged
@@ -148,7 +163,7 @@ impl Store {
         &self,
         gw: &str,
         class: outpost_proto::Class,
-        items: &[(EventId, String)],
+        items: &[(EventId, impl AsRef<str>)],
         attempt: Option<&str>,
     ) -> Result<Vec<bool>, StoreError> {
         let now = Utc::now().timestamp_millis();
@@ -171,7 +186,7 @@ impl Store {
         let mut member = String::new();
         for (id, json) in items {
             member.clear();
-            member_into(&mut member, *id, json);
+            member_into(&mut member, *id, json.as_ref());
             cmd.arg("0").arg(member.as_str());
         }
         let flags: String = self.run_script(&self.history, &cmd).await?;
@@ -229,8 +244,32 @@ impl Store {
     }
 }
 
-/// The stored form of an event: the object as received without `replay` (whether it waited at
-/// the gateway differs between regions and redeliveries; the event does not).
+/// The stored form of a received event: the object as received without `replay` (whether it
+/// waited at the gateway differs between regions and redeliveries; the event does not). Cut
+/// out of the text where the gateway writes it (no re-serialising), else the object edited.
+pub fn stored_form(e: &Received) -> String {
+    e.without_replay()
+        .unwrap_or_else(|| stored_json(&e.object()))
+}
+
+/// The live stream's line for received event `e` (`stored` its [`stored_form`], `gw_json` the
+/// gateway as a JSON string), appended to `out`: the stored form with the batch's `gw` put in
+/// front, or, for an object with a `gw` of its own, the object edited ([`stream_json_into`]).
+pub fn stream_line_into(out: &mut Vec<u8>, e: &Received, stored: &str, gw: &str, gw_json: &str) {
+    match stored.strip_prefix('{') {
+        Some(rest) if !e.has_gw => {
+            out.extend_from_slice(b"{\"gw\":");
+            out.extend_from_slice(gw_json.as_bytes());
+            if rest != "}" {
+                out.push(b',');
+            }
+            out.extend_from_slice(rest.as_bytes());
+        }
+        _ => stream_json_into(out, &e.object(), gw),
+    }
+}
+
+/// The stored form of an event object: without `replay`.
 pub fn stored_json(object: &Map<String, Value>) -> String {
     let mut buf = Vec::with_capacity(TYPICAL_EVENT);
     Shown { object, gw: None }.write_into(&mut buf);
@@ -297,18 +336,19 @@ pub fn latest_of<'a>(
     gw: &'a str,
     class: &'static str,
     id: Option<EventId>,
-    object: &'a Map<String, Value>,
+    dev: &'a str,
+    head: &'a Head,
     json: &'a str,
 ) -> Latest<'a> {
-    let ms = |k: &str| object.get(k).and_then(Value::as_str).and_then(parse_ms);
+    let ms = |t: &Option<String>| t.as_deref().and_then(parse_ms);
     Latest {
-        dev: object.get("dev").and_then(Value::as_str).unwrap_or(""),
+        dev,
         class,
         gw,
         id,
-        ts_ms: ms("ts").or_else(|| ms("rx")).unwrap_or(0),
+        ts_ms: ms(&head.ts).or_else(|| ms(&head.rx)).unwrap_or(0),
         json,
-        object,
+        head,
     }
 }
 
@@ -316,20 +356,12 @@ impl Latest<'_> {
     /// What the latest-state script takes beside the JSON: location (lon, lat), presence
     /// (state, last_seen ms), else empty.
     pub fn detail(&self) -> (String, String) {
-        let o = self.object;
-        let num = |k: &str| {
-            o.get(k)
-                .and_then(Value::as_f64)
-                .map(|x| x.to_string())
-                .unwrap_or_default()
-        };
+        let h = self.head;
+        let num = |x: Option<f64>| x.map(|x| x.to_string()).unwrap_or_default();
         match self.class {
-            "location" => (num("lon"), num("lat")),
+            "location" => (num(h.lon), num(h.lat)),
             "presence" => (
-                o.get("state")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
+                h.state.clone().unwrap_or_default(),
                 self.last_seen_ms()
                     .map(|m| m.to_string())
                     .unwrap_or_default(),
@@ -340,10 +372,7 @@ impl Latest<'_> {
 
     /// A presence event's `last_seen` (ms).
     pub fn last_seen_ms(&self) -> Option<i64> {
-        self.object
-            .get("last_seen")
-            .and_then(Value::as_str)
-            .and_then(parse_ms)
+        self.head.last_seen.as_deref().and_then(parse_ms)
     }
 }
 
@@ -366,6 +395,67 @@ mod tests {
             o.insert("gw".into(), g.into());
         }
         Value::Object(o).to_string()
+    }
+
+    /// Received events in every shape: as the gateway writes them (the text is cut), and
+    /// otherwise (the object is edited); either way the forms hold the object edited.
+    #[test]
+    fn received_events_stored_and_streamed_are_the_object_edited() {
+        let cases = [
+            (
+                r#"{"id":"5-0","replay":true,"dev":"r1","class":"location","lat":1.5,"lon":2}"#,
+                true,
+            ),
+            (
+                r#"{"id":"6-0","replay":false,"dev":"r1","class":"location"}"#,
+                true,
+            ),
+            (
+                r#"{"id":"7-0","replay":false,"dev":"r1","class":"location","gw":"spoofed"}"#,
+                true,
+            ),
+            (
+                r#"{"dev":"r1","id":"8-0","replay":true,"class":"location"}"#,
+                false,
+            ),
+            (
+                r#"{"id":"9-0","replay":true,"dev":"r1","class":"location","replay":false}"#,
+                false,
+            ),
+            (r#"{"id":"10-0","dev":"r1","class":"location"}"#, false),
+            (
+                r#"{"id":"11-0","replay":true,"dev":"r1","class":"location","z":"a\nb"}"#,
+                true,
+            ),
+            (
+                "{\"id\":\"12-0\",\"replay\":true,\n\"dev\":\"r1\",\"class\":\"location\"}",
+                false,
+            ),
+            (
+                r#"{"id":"\u0031\u0033-0","replay":true,"dev":"r1","class":"location"}"#,
+                false,
+            ),
+        ];
+        for (text, cut) in cases {
+            let payload = format!(r#"{{"gw":"veh-1","class":"location","events":[{text}]}}"#);
+            let b = outpost_proto::batch::parse("veh-1", "location", payload.as_bytes(), 1 << 20)
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+            let e = &b.events[0];
+            assert_eq!(e.without_replay().is_some(), cut, "{text}");
+            let o = e.object();
+            let stored = stored_form(e);
+            let as_value = |t: &str| serde_json::from_str::<Value>(t).unwrap();
+            assert_eq!(as_value(&stored), as_value(&copied(&o, None)), "{text}");
+            let mut line = Vec::new();
+            stream_line_into(&mut line, e, &stored, "veh-1", "\"veh-1\"");
+            let line = String::from_utf8(line).unwrap();
+            assert!(!line.contains('\n'), "{line}");
+            assert_eq!(
+                as_value(&line),
+                as_value(&copied(&o, Some("veh-1"))),
+                "{text}"
+            );
+        }
     }
 
     #[test]

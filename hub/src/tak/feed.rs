@@ -98,7 +98,7 @@ impl Feed {
 /// The CoT event newly stored event `e` of gateway `gw` makes, given its device's latest
 /// state `v` (read after storing), and how the queue treats it.
 pub fn cot_of(gw: &str, class: Class, e: &Received, v: &View) -> Option<(Kind, String)> {
-    let o = &e.object;
+    let o = &e.object();
     let dev = e.dev.as_str();
     let ts = ts_of(o)?;
     let position = |gw: &str| Kind::Position(outpost_cot::device_uid(gw, dev));
@@ -107,8 +107,7 @@ pub fn cot_of(gw: &str, class: Class, e: &Received, v: &View) -> Option<(Kind, S
             if v.loc_ts_ms.is_some_and(|t| t > ts.timestamp_millis()) {
                 return None;
             }
-            let (l, ts) =
-                outpost::tak::picture::location_of(&Value::Object(o.clone()).to_string())?;
+            let (l, ts) = outpost::tak::picture::location_of(&e.json)?;
             let u = unit(gw, dev, v.name.as_deref());
             let xml = encode::pli(&u, &l, v.battery, ts, ts + super::view::PLI_STALE);
             Some((position(gw), xml))

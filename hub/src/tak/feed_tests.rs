@@ -5,11 +5,11 @@ use outpost_proto::EventId;
 use serde_json::json;
 
 fn ev(o: Value) -> Received {
-    Received {
-        id: EventId { ms: 1, seq: 0 },
-        dev: o["dev"].as_str().unwrap().to_string(),
-        object: o.as_object().unwrap().clone(),
-    }
+    Received::from_object(
+        EventId { ms: 1, seq: 0 },
+        o["dev"].as_str().unwrap().to_string(),
+        o.as_object().unwrap().clone(),
+    )
 }
 
 fn view_at(ms: i64) -> View {

@@ -103,11 +103,7 @@ pub fn batches(ctx: &Ctx, gw: &str, self_uid: &str, got: &[Inbound]) -> Vec<Pars
                 continue;
             };
             object.insert("id".into(), id.to_string().into());
-            let r = Received {
-                id,
-                dev: dev.clone(),
-                object,
-            };
+            let r = Received::from_object(id, dev.clone(), object);
             by_class.entry(e.class()).or_default().insert(id, r);
         }
     }
