@@ -33,7 +33,7 @@ impl Fault {
 
     /// Uniformly one of [`Fault::ALL`].
     pub fn pick(rng: &mut Rng) -> Fault {
-        Fault::ALL[(rng.next() % Fault::ALL.len() as u64) as usize]
+        Fault::ALL[(rng.next_u64() % Fault::ALL.len() as u64) as usize]
     }
 
     pub fn name(self) -> &'static str {

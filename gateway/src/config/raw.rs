@@ -80,7 +80,8 @@ pub fn default_keep_alive() -> Duration {
 /// `[uplink]` (one hub) or `[[uplink]]` tables (one per region, SPEC §9).
 #[derive(Debug)]
 pub enum UplinkTables {
-    One(RawUplink),
+    /// Boxed: a table is large beside the list's pointer.
+    One(Box<RawUplink>),
     Many(Vec<RawUplink>),
 }
 
@@ -88,7 +89,7 @@ impl UplinkTables {
     /// The tables in file order.
     pub fn list(&self) -> Vec<&RawUplink> {
         match self {
-            UplinkTables::One(u) => vec![u],
+            UplinkTables::One(u) => vec![u.as_ref()],
             UplinkTables::Many(v) => v.iter().collect(),
         }
     }
@@ -107,7 +108,8 @@ impl<'de> Deserialize<'de> for UplinkTables {
                 self,
                 m: A,
             ) -> Result<Self::Value, A::Error> {
-                RawUplink::deserialize(MapAccessDeserializer::new(m)).map(UplinkTables::One)
+                RawUplink::deserialize(MapAccessDeserializer::new(m))
+                    .map(|u| UplinkTables::One(Box::new(u)))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
