@@ -105,7 +105,7 @@ pub fn pad(id: EventId) -> String {
 pub const PADDED_LEN: usize = 41;
 
 /// [`pad`] appended to `out`.
-fn pad_into(out: &mut String, id: EventId) {
+pub fn pad_into(out: &mut String, id: EventId) {
     use std::fmt::Write;
     let _ = write!(out, "{:020}-{:020}", id.ms, id.seq);
 }

@@ -12,11 +12,16 @@
 --
 -- KEYS: per bucket: device set, geo, then per device: device hash, device track (sorted set
 --   of references, by ts ms).
--- ARGV: 1 track cutoff ms, 2 number of buckets; per bucket: number of devices, then per device:
+-- ARGV: 1 track cutoff ms, 2 now ms, 3 number of buckets; per bucket: number of devices, then
+--   per device:
 --   dev, seen ms ('' for none), the gateway that saw it then, nc, nt; nc × (class, ts ms, tie
 --   '<gw>|<padded id or "">', json, a, b) (location: a, b = lon, lat; presence: state,
 --   last_seen ms); nt × (ts ms, reference).
-local cutoff, nb = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cutoff, now, nb = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+-- A device's track is trimmed at most once a minute (`track_trim` in its hash: when it was
+-- last), not on every batch: a trim is a command of its own, and a batch that waited at the
+-- gateway holds several updates of each device.
+local TRIM_EVERY = 60000
 -- Redis' geo index covers latitudes up to ±85.05112878 (Web Mercator).
 local GEO_LAT = 85.05112878
 -- `cmd key` with list[from..to] (all of it by default), in chunks well below Lua's C stack
@@ -32,7 +37,7 @@ end
 local function push(list, ...)
   for _, v in ipairs({ ... }) do list[#list + 1] = v end
 end
-local a, k, n = 3, 1, 0
+local a, k, n = 4, 1, 0
 for _ = 1, nb do
   local devices, geo_key, nd = KEYS[k], KEYS[k + 1], tonumber(ARGV[a])
   a, k = a + 1, k + 2
@@ -43,7 +48,7 @@ for _ = 1, nb do
     a = a + 5
     local dk, tk = KEYS[k], KEYS[k + 1]
     k = k + 2
-    local ask = { 'last_seen' }
+    local ask = { 'last_seen', 'track_trim' }
     for c = 0, nc - 1 do
       local class = ARGV[a + c * 6]
       ask[#ask + 1] = 'ts:' .. class
@@ -56,7 +61,7 @@ for _ = 1, nb do
       -- Numbers are compared as numbers but written as the strings they came as (a Lua number
       -- would be formatted with printf again).
       local class, ts, tie = ARGV[b], ARGV[b + 1], ARGV[b + 2]
-      local t, cts, ctie = tonumber(ts), tonumber(cur[2 + c * 2]), cur[3 + c * 2] or ''
+      local t, cts, ctie = tonumber(ts), tonumber(cur[3 + c * 2]), cur[4 + c * 2] or ''
       if not cts or t > cts or (t == cts and tie > ctie) then
         push(set, class, ARGV[b + 3], 'ts:' .. class, ts, 'tie:' .. class, tie)
         if class == 'location' then
@@ -76,11 +81,15 @@ for _ = 1, nb do
     if s and (not last_seen or s > last_seen) then
       push(set, 'last_seen', seen, 'gw', seen_gw)
     end
-    if #set > 0 then redis.call('HSET', dk, unpack(set)) end
     if nt > 0 then
       chunked('ZADD', tk, ARGV, a, a + nt * 2 - 1)
-      redis.call('ZREMRANGEBYSCORE', tk, '-inf', '(' .. cutoff)
+      local trimmed = tonumber(cur[2])
+      if not trimmed or tonumber(now) - trimmed >= TRIM_EVERY then
+        redis.call('ZREMRANGEBYSCORE', tk, '-inf', '(' .. cutoff)
+        push(set, 'track_trim', now)
+      end
     end
+    if #set > 0 then redis.call('HSET', dk, unpack(set)) end
     a = a + nt * 2
     devs[#devs + 1] = dev
   end

@@ -7,7 +7,11 @@
 //! `last_seen` is the newest time the device was heard (a presence event's `last_seen`, else
 //! its `ts`) and `gw` the gateway of the first event that reached it; every location event
 //! with an id is a point of the track, kept as a reference to the event in its gateway's
-//! history (`<padded id> <gw>`, see [`track_ref`]), not as a copy of its JSON.
+//! history, not as a copy of its JSON. A device's points of one batch within [`TRACK_SPAN_MS`]
+//! of each other are one member (a segment, see [`segment_ref`]): a batch that waited at the
+//! gateway holds several fixes of each device, and each track member costs Redis a sorted-set
+//! insert (the track was a third of the hub's Redis CPU in `outpost-bench hub`, five fixes a
+//! device a batch).
 
 use super::{keys, Latest, Store, StoreError};
 use chrono::Utc;
@@ -24,23 +28,81 @@ pub(crate) struct DevUpdate<'a> {
     pub winners: Vec<&'a Latest<'a>>,
     /// The newest time heard and the gateway that heard it then.
     pub seen: Option<(i64, &'a str)>,
-    /// (ts ms, [`track_ref`]) of each location event with an id.
+    /// The location events with an id: (ts ms, id, gateway).
+    pub points: Vec<(i64, EventId, &'a str)>,
+    /// The track members those make: (earliest ts ms, [`segment_ref`]).
     pub track: Vec<(i64, String)>,
 }
 
-/// A track point: the padded id and gateway of a location event, which
-/// [`Store::track`](super::Store::track) looks up in that gateway's history.
-pub fn track_ref(id: EventId, gw: &str) -> String {
-    let mut s = String::with_capacity(keys::PADDED_LEN + 1 + gw.len());
-    keys::member_into(&mut s, id, gw);
+/// The most a track segment's points are apart (ms): a track query for `[from, to]` reads the
+/// members scored from `from - TRACK_SPAN_MS`, and retention drops a member once its
+/// earliest point is this much older than the cutoff (then every point of it is older).
+pub const TRACK_SPAN_MS: i64 = 60_000;
+/// The most points in one segment (bounds a member's size: 42 bytes a point).
+const SEGMENT_POINTS: usize = 64;
+
+/// A track member for points `ids` (by `ts`) of gateway `gw`: their padded ids joined by `,`,
+/// a space, the gateway (`<padded id> <gw>` for one point, as written before segments).
+/// [`Store::track`](super::Store::track) looks each up in that gateway's history.
+pub fn segment_ref(ids: &[EventId], gw: &str) -> String {
+    let mut s = String::with_capacity(ids.len() * (keys::PADDED_LEN + 1) + gw.len());
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        keys::pad_into(&mut s, *id);
+    }
+    s.push(' ');
+    s.push_str(gw);
     s
 }
 
-/// The (padded id, gateway) of a track point; `None` for a point stored as JSON.
-pub fn parse_track_ref(member: &str) -> Option<(&str, &str)> {
-    let (pid, gw) = member.split_at_checked(keys::PADDED_LEN)?;
-    let gw = gw.strip_prefix(' ')?;
-    (!member.starts_with('{') && !gw.is_empty()).then_some((pid, gw))
+/// A device's points as track members: per gateway, by `ts`, cut where a point is more than
+/// [`TRACK_SPAN_MS`] after its segment's first or the segment is full; an id twice is one point.
+fn segments(points: &[(i64, EventId, &str)]) -> Vec<(i64, String)> {
+    let mut by_gw: BTreeMap<&str, Vec<(i64, EventId)>> = BTreeMap::new();
+    for (ts, id, gw) in points {
+        by_gw.entry(gw).or_default().push((*ts, *id));
+    }
+    let mut out = Vec::new();
+    for (gw, mut ps) in by_gw {
+        ps.sort();
+        ps.dedup_by_key(|p| p.1);
+        let mut start = 0;
+        while start < ps.len() {
+            let first = ps[start].0;
+            let end = ps[start..]
+                .iter()
+                .take(SEGMENT_POINTS)
+                .take_while(|p| p.0 - first <= TRACK_SPAN_MS)
+                .count();
+            let ids: Vec<EventId> = ps[start..start + end].iter().map(|p| p.1).collect();
+            out.push((first, segment_ref(&ids, gw)));
+            start += end;
+        }
+    }
+    out
+}
+
+/// The (padded ids, gateway) of a track member ([`segment_ref`]); `None` for a point stored
+/// as JSON (before references).
+pub fn parse_track_ref(member: &str) -> Option<(Vec<&str>, &str)> {
+    if member.starts_with('{') {
+        return None;
+    }
+    let mut pids = Vec::new();
+    let mut rest = member;
+    loop {
+        let (pid, after) = rest.split_at_checked(keys::PADDED_LEN)?;
+        pids.push(pid);
+        match after.strip_prefix(',') {
+            Some(more) => rest = more,
+            None => {
+                let gw = after.strip_prefix(' ')?;
+                return (!gw.is_empty()).then_some((pids, gw));
+            }
+        }
+    }
 }
 
 /// The tie of an update as the script compares it: `<gw>|<padded id>` (`<gw>|` without an id).
@@ -96,8 +158,11 @@ pub(crate) fn reduce<'a>(items: &'a [Latest<'a>]) -> BTreeMap<u32, Vec<DevUpdate
             d.seen = Some((seen, it.gw));
         }
         if let (Some(id), "location") = (it.id, it.class) {
-            d.track.push((it.ts_ms, track_ref(id, it.gw)));
+            d.points.push((it.ts_ms, id, it.gw));
         }
+    }
+    for d in out.values_mut().flatten() {
+        d.track = segments(&d.points);
     }
     out
 }
@@ -106,7 +171,9 @@ impl Store {
     /// Applies latest-state updates: on a Redis Cluster one script call per device bucket (each
     /// its own slot), concurrently; on a single Redis one call for all.
     pub async fn apply_latest(&self, items: Vec<Latest<'_>>) -> Result<(), StoreError> {
-        let cutoff = Utc::now().timestamp_millis() - self.retention_ms;
+        // A member goes once its earliest point is a span older than the cutoff: then all are.
+        let now = Utc::now().timestamp_millis();
+        let cutoff = now - self.retention_ms - TRACK_SPAN_MS;
         let by_bucket = reduce(&items);
         let groups: Vec<Vec<(u32, Vec<DevUpdate<'_>>)>> = if self.cluster {
             by_bucket.into_iter().map(|b| vec![b]).collect()
@@ -124,7 +191,7 @@ impl Store {
                         .arg(self.keys.track(*bucket, d.dev));
                 }
             }
-            cmd.arg(cutoff).arg(group.len());
+            cmd.arg(cutoff).arg(now).arg(group.len());
             for (_, devs) in &group {
                 cmd.arg(devs.len());
                 for d in devs {
@@ -231,8 +298,17 @@ mod tests {
         );
         assert!(std::ptr::eq(r1.winners[1], &items[2]));
         assert_eq!(r1.seen, Some((100, "g1")));
-        assert_eq!(r1.track.len(), 5);
-        assert_eq!(r1.track[0].1, track_ref(EventId { ms: 2, seq: 0 }, "g1"));
+        // Five fixes, one segment per gateway (g2's id 1 came twice: one point).
+        let id = |ms| EventId { ms, seq: 0 };
+        assert_eq!(r1.points.len(), 5);
+        assert_eq!(
+            r1.track,
+            [
+                (100, segment_ref(&[id(9)], "g0")),
+                (90, segment_ref(&[id(3), id(2)], "g1")),
+                (100, segment_ref(&[id(1)], "g2")),
+            ]
+        );
         let r2 = all.iter().find(|d| d.dev == "r2").unwrap();
         assert!(std::ptr::eq(r2.winners[0], &items[7]));
     }
@@ -256,14 +332,58 @@ mod tests {
     }
 
     #[test]
-    fn track_refs_name_their_event_and_json_points_are_not_refs() {
-        let pid = keys::pad(EventId { ms: 5, seq: 1 });
-        let r = track_ref(EventId { ms: 5, seq: 1 }, "veh-1");
-        assert_eq!(parse_track_ref(&r), Some((pid.as_str(), "veh-1")));
+    fn a_devices_fixes_are_cut_into_segments_by_span_and_size() {
+        let id = |ms| EventId { ms, seq: 0 };
+        let span = TRACK_SPAN_MS as u64;
+        // Out of order as they may come; a span apart exactly stays in, one ms more does not.
+        let mut points: Vec<(i64, EventId, &str)> = [5, 1, 1 + span, 2 + span]
+            .into_iter()
+            .map(|ms| (ms as i64, id(ms), "g1"))
+            .collect();
+        assert_eq!(
+            segments(&points),
+            [
+                (1, segment_ref(&[id(1), id(5), id(1 + span)], "g1")),
+                (2 + span as i64, segment_ref(&[id(2 + span)], "g1")),
+            ]
+        );
+        points = (0..SEGMENT_POINTS as u64 + 1)
+            .map(|ms| (ms as i64, id(ms + 1), "g1"))
+            .collect();
+        let s = segments(&points);
+        assert_eq!(s.len(), 2);
+        assert_eq!(parse_track_ref(&s[0].1).unwrap().0.len(), SEGMENT_POINTS);
+        assert_eq!(
+            s[1],
+            (
+                SEGMENT_POINTS as i64,
+                segment_ref(&[id(SEGMENT_POINTS as u64 + 1)], "g1")
+            )
+        );
+    }
+
+    #[test]
+    fn track_refs_name_their_events_and_json_points_are_not_refs() {
+        let (a, b) = (EventId { ms: 5, seq: 1 }, EventId { ms: 7, seq: 0 });
+        let (pa, pb) = (keys::pad(a), keys::pad(b));
+        let r = segment_ref(&[a], "veh 1");
+        assert_eq!(
+            r,
+            format!("{pa} veh 1"),
+            "one point: as written before segments"
+        );
+        assert_eq!(parse_track_ref(&r), Some((vec![pa.as_str()], "veh 1")));
+        let r = segment_ref(&[a, b], "veh-1");
+        assert_eq!(
+            parse_track_ref(&r),
+            Some((vec![pa.as_str(), pb.as_str()], "veh-1"))
+        );
+        assert_eq!(parse_track_ref(&format!("{pa},{pb}")), None);
+        assert_eq!(parse_track_ref(&format!("{pa},x veh-1")), None);
         assert_eq!(
             parse_track_ref(r#"{"dev":"r1","class":"location","lat":1,"lon":2}"#),
             None
         );
-        assert_eq!(parse_track_ref(&pid), None);
+        assert_eq!(parse_track_ref(&pa), None);
     }
 }

@@ -194,12 +194,15 @@ impl Store {
             .collect())
     }
 
-    /// A device's location events with `ts` in `[from_ms, to_ms]`, by `ts`.
+    /// A device's location events with `ts` in `[from_ms, to_ms]`, by `ts` (then id).
     ///
-    /// The track holds references (`<padded id> <gw>`): each is looked up in its gateway's
-    /// history, one pipeline per gateway (one cluster slot each). A point whose event was
-    /// trimmed by retention meanwhile is left out. Equal event JSON is one point, as when the
-    /// track was a set of the JSON itself (a point stored that way is still read).
+    /// The track holds references (one or more padded ids and a gateway, see
+    /// [`segment_ref`](super::latest::segment_ref)), scored by their earliest point: the
+    /// members from `from_ms - TRACK_SPAN_MS` are read, each point looked up in its gateway's
+    /// history, one pipeline per gateway (one cluster slot each), and kept when its own `ts`
+    /// is in the range. A point whose event was trimmed by retention meanwhile is left out.
+    /// Equal event JSON is one point, as when the track was a set of the JSON itself (a point
+    /// stored that way is still read).
     pub async fn track(
         &self,
         dev: &str,
@@ -209,22 +212,23 @@ impl Store {
         let b = super::keys::bucket(dev);
         let members: Vec<String> = redis::cmd("ZRANGEBYSCORE")
             .arg(self.keys.track(b, dev))
-            .arg(from_ms)
+            .arg(from_ms.saturating_sub(super::latest::TRACK_SPAN_MS))
             .arg(to_ms)
             .query_async(&mut self.conn())
             .await?;
-        // Per gateway: (index in `members`, padded id).
-        let mut by_gw: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
-        let mut json: Vec<Option<String>> = vec![None; members.len()];
-        for (i, m) in members.iter().enumerate() {
+        // Per gateway: the padded ids to look up.
+        let mut by_gw: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        // (ts, padded id or "", JSON) of every point found.
+        let mut points: Vec<(i64, String, String)> = Vec::new();
+        for m in &members {
             match super::latest::parse_track_ref(m) {
-                Some((pid, gw)) => by_gw.entry(gw).or_default().push((i, pid)),
-                None => json[i] = Some(m.clone()),
+                Some((pids, gw)) => by_gw.entry(gw).or_default().extend(pids),
+                None => points.push((0, String::new(), m.clone())),
             }
         }
-        let lookups = by_gw.iter().map(|(gw, points)| {
+        let lookups = by_gw.iter().map(|(gw, pids)| {
             let mut pipe = redis::pipe();
-            for (_, pid) in points {
+            for pid in pids {
                 pipe.cmd("ZRANGEBYLEX")
                     .arg(self.keys.history(gw, Class::Location))
                     .arg(format!("[{pid} "))
@@ -236,20 +240,29 @@ impl Store {
             let mut conn = self.conn();
             async move { pipe.query_async::<Vec<Vec<String>>>(&mut conn).await }
         });
-        for (found, points) in try_join_all(lookups).await?.into_iter().zip(by_gw.values()) {
-            for (hit, (i, _)) in found.into_iter().zip(points) {
-                json[*i] = hit
-                    .into_iter()
-                    .next()
-                    .and_then(|m| Some(m.split_once(' ')?.1.to_string()));
+        for found in try_join_all(lookups).await? {
+            for m in found.into_iter().flatten() {
+                if let Some((pid, json)) = m.split_once(' ') {
+                    points.push((0, pid.to_string(), json.to_string()));
+                }
             }
         }
+        let mut parsed: Vec<(i64, String, String, Value)> = points
+            .into_iter()
+            .filter_map(|(_, pid, json)| {
+                let v: Value = serde_json::from_str(&json).ok()?;
+                let ms = |k: &str| v.get(k).and_then(Value::as_str).and_then(super::parse_ms);
+                let ts = ms("ts").or_else(|| ms("rx")).unwrap_or(0);
+                Some((ts, pid, json, v))
+            })
+            .filter(|(ts, ..)| (from_ms..=to_ms).contains(ts))
+            .collect();
+        parsed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let mut seen = HashSet::new();
-        Ok(json
-            .iter()
-            .flatten()
-            .filter(|j| seen.insert(j.as_str()))
-            .filter_map(|j| serde_json::from_str(j).ok())
+        Ok(parsed
+            .into_iter()
+            .filter(|(_, _, json, _)| seen.insert(json.clone()))
+            .map(|(.., v)| v)
             .collect())
     }
 

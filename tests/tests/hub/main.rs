@@ -13,6 +13,7 @@ mod messages;
 mod queries;
 mod retry;
 mod sync;
+mod track;
 
 use std::time::Duration;
 
