@@ -103,21 +103,21 @@ pub struct Head {
 
 impl Head {
     pub fn of_members(m: &Members<'_>) -> Head {
-        let s = |k: &str| get(m, k).and_then(str_of).map(Cow::into_owned);
-        let n = |k: &str| get(m, k).and_then(num_of);
-        Head {
-            ts: s("ts"),
-            rx: s("rx"),
-            lat: n("lat"),
-            lon: n("lon"),
-            state: s("state"),
-            last_seen: s("last_seen"),
-        }
+        Head::read(
+            |k| get(m, k).and_then(str_of).map(Cow::into_owned),
+            |k| get(m, k).and_then(num_of),
+        )
     }
 
     pub fn of_object(o: &Map<String, Value>) -> Head {
-        let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
-        let n = |k: &str| o.get(k).and_then(Value::as_f64);
+        Head::read(
+            |k| o.get(k).and_then(Value::as_str).map(str::to_string),
+            |k| o.get(k).and_then(Value::as_f64),
+        )
+    }
+
+    /// The fields, from a reader of strings and one of numbers.
+    fn read(s: impl Fn(&str) -> Option<String>, n: impl Fn(&str) -> Option<f64>) -> Head {
         Head {
             ts: s("ts"),
             rx: s("rx"),
