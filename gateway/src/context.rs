@@ -4,7 +4,6 @@ use crate::config::Settings;
 use crate::ops::Metrics;
 use crate::store::Store;
 use std::sync::Arc;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Shared handles of one running gateway.
@@ -13,8 +12,8 @@ pub struct Context {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
-    /// Woken whenever new entries are in the outbox (the uplink drains on it).
-    pub outbox: Arc<Notify>,
+    /// Told whenever new entries are in the outbox (the uplink drains on it).
+    pub outbox: Arc<crate::uplink::feed::Feed>,
     /// What is accepted, for the `[[tak]]` outputs (one feed per process, across reloads).
     pub tak: Arc<crate::tak::Feed>,
     /// The Meshtastic radios on USB, for the downlink (one registry per process, across reloads).

@@ -28,7 +28,7 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
                 ctx.tak.went_offline(&ctx.settings, &ctx.store, &gone).await;
                 ctx.metrics
                     .add_accepted(crate::event::Class::Presence, n as u64);
-                ctx.outbox.notify_one();
+                ctx.outbox.changed();
             }
             Err(e) => {
                 if let Some(s) = gate.check("presence") {

@@ -9,12 +9,12 @@ use crate::context::Context;
 use crate::ingest::mqtt::Route;
 use crate::ops::{Component, Metrics};
 use crate::store::Store;
+use crate::uplink::feed::Feed;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
@@ -40,7 +40,7 @@ struct Running {
 pub struct Components {
     store: Store,
     metrics: Arc<Metrics>,
-    outbox: Arc<Notify>,
+    outbox: Arc<Feed>,
     tak: Arc<crate::tak::Feed>,
     radios: Arc<crate::downlink::radio::Radios>,
     root: CancellationToken,
@@ -51,7 +51,7 @@ impl Components {
     pub fn new(
         store: Store,
         metrics: Arc<Metrics>,
-        outbox: Arc<Notify>,
+        outbox: Arc<Feed>,
         root: CancellationToken,
     ) -> Self {
         Components {

@@ -11,7 +11,6 @@ use components::Components;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
@@ -35,7 +34,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     ops.set_store(store.clone());
     // Config is valid (we got here) and Redis is reachable: ready (STYLE 11).
     crate::ops::systemd::ready();
-    let mut comps = Components::new(store, metrics, Arc::new(Notify::new()), token.clone());
+    let mut comps = Components::new(store, metrics, Arc::default(), token.clone());
     comps.apply(settings.clone()).await?;
     let mut current = settings;
     loop {

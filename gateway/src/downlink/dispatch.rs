@@ -103,7 +103,7 @@ impl Dispatcher {
     /// after downlink activity, which finds what those moves already woke it for.
     fn wake_for_receipts(&mut self, n: u64) {
         if self.receipts_seen.is_some_and(|seen| n > seen) {
-            self.ctx.outbox.notify_one();
+            self.ctx.outbox.changed();
         }
         self.receipts_seen = Some(n);
     }
@@ -198,7 +198,7 @@ impl Dispatcher {
             .await?;
         if from.contains(&was.as_str()) {
             debug!(%msg_id, %dev, from = %was, to = state.as_str(), ?reason, "downlink message moved");
-            self.ctx.outbox.notify_one();
+            self.ctx.outbox.changed();
         }
         Ok(())
     }

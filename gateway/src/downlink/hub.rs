@@ -82,7 +82,7 @@ async fn worker(
             match accept_payload(&ctx.store, &profiles, &p.payload, Utc::now()).await {
                 Ok(a) => {
                     log(&a, &mut gate);
-                    ctx.outbox.notify_one();
+                    ctx.outbox.changed();
                     break;
                 }
                 Err(e) => {

@@ -61,10 +61,15 @@ pub fn accepted(ctx: &Context, items: &[IngestItem], outcomes: &[Outcome]) {
         }
     }
     ctx.tak.accepted(&ctx.settings, items, outcomes);
-    if outcomes
-        .iter()
-        .any(|o| matches!(o, Outcome::Stored(ids) if !ids.is_empty()))
-    {
-        ctx.outbox.notify_one();
+    let added = outcomes.iter().flat_map(|o| match o {
+        Outcome::Stored(added) => added.as_slice(),
+        _ => &[],
+    });
+    if added.clone().next().is_some() {
+        ctx.outbox.stored(added);
+    }
+    if outcomes.iter().any(|o| matches!(o, Outcome::Duplicate)) {
+        // Perhaps stored by an attempt whose reply was lost: not handed over, so read.
+        ctx.outbox.changed();
     }
 }

@@ -8,9 +8,12 @@
 --   retry), online presence json, topic ('' = serial; kept for the downlink), n events, then 5
 --   per event: class ('presence-off' for a device going offline), stream json (the compact form,
 --   docs/redis-layout.md), latest-state json (the full §5 object with rx), lon, lat.
--- Returns one reply per input: {'ok', id...} | {'dup'} | {'full', class}, or 'later' (nothing
+-- Returns one reply per input: {'ok', (id, prev, k)...} | {'dup'} | {'full', class}, or 'later' (nothing
 -- done) when the call numbered `prev` has not landed: pipelines overlap on one connection, and a
 -- call must not overtake an earlier one that failed and will be retried.
+-- Per entry added: its id, `prev` (the id its stream generated last before it, so the uplink can
+-- tell it follows what was sent: gateway/src/uplink/feed.rs), and k, which of the input's stored
+-- forms it is (0 the online presence, i the i-th event; -k - 1 when stored changed, with "r").
 local p, dttl, cap, max_events = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local okey, oprev, onum = ARGV[6], ARGV[7], ARGV[8]
 if okey ~= '' then
@@ -32,17 +35,38 @@ end
 -- Compact entries (not starting with `{"dev"`) take the input's receive time as the id's
 -- milliseconds, so `rx` need not be stored; when the stream is already past that time (an older
 -- input retried, the clock stepped back) Redis picks the id and `rx` is kept as "r".
-local function xadd(class, json, now)
+-- The id each stream generated last (before this call: read once per class, lazily).
+local last = {}
+local function last_generated(class, key)
+  if last[class] then return last[class] end
+  local info = redis.pcall('XINFO', 'STREAM', key)
+  if type(info) == 'table' and not info.err then
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then return info[i + 1] end
+    end
+  end
+  return '0-0'
+end
+local function xadd(out, class, json, now, k)
   lens[class] = lens[class] + 1
   total = total + 1
   accepted[class] = accepted[class] + 1
   local key = p .. ':outbox:' .. class
+  local prev = last_generated(class, key)
+  local id
   if string.sub(json, 1, 6) ~= '{"dev"' then
-    local id = redis.pcall('XADD', key, now .. '-*', 'e', json)
-    if type(id) ~= 'table' then return id end
-    json = string.sub(json, 1, -2) .. ',"r":' .. now .. '}'
+    id = redis.pcall('XADD', key, now .. '-*', 'e', json)
+    if type(id) == 'table' then
+      id = redis.call('XADD', key, '*', 'e', string.sub(json, 1, -2) .. ',"r":' .. now .. '}')
+      k = -k - 1
+    end
+  else
+    id = redis.call('XADD', key, '*', 'e', json)
   end
-  return redis.call('XADD', key, '*', 'e', json)
+  last[class] = id
+  table.insert(out, id)
+  table.insert(out, prev)
+  table.insert(out, k)
 end
 
 -- Budget (SPEC §6): alerts always get in, and an input that carries one is accepted whole;
@@ -112,7 +136,7 @@ local function accept(a)
   local seen = (n == 0)
   local function go_online()
     if d.state ~= 'online' then
-      table.insert(out, xadd('presence', online, now))
+      xadd(out, 'presence', online, now, 0)
       redis.call('HSET', devkey, 'presence', 'online', 'presence_json', online)
       d.state = 'online'
     end
@@ -124,14 +148,14 @@ local function accept(a)
     local class, json, latest, lon, lat = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
     if class == 'presence-off' then
       if d.state == 'online' then
-        table.insert(out, xadd('presence', json, now))
+        xadd(out, 'presence', json, now, i + 1)
         redis.call('HSET', devkey, 'presence', 'offline', 'presence_json', latest)
         d.state = 'offline'
         went_offline = true
       end
     else
       go_online()
-      table.insert(out, xadd(class, json, now))
+      xadd(out, class, json, now, i + 1)
       d.fields[class] = latest
       if lon ~= '' then d.geo = {lon, lat} end
       seen = true

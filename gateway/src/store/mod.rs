@@ -4,7 +4,7 @@
 //! input is accepted atomically.
 
 mod budget;
-mod compact;
+pub(crate) mod compact;
 pub mod down;
 mod outbox;
 mod presence;
@@ -76,13 +76,29 @@ pub struct IngestItem {
 /// What became of an [`IngestItem`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Stored; the new outbox entry ids (presence transitions included).
-    Stored(Vec<String>),
+    /// Stored; the new outbox entries (presence transitions included).
+    Stored(Vec<Added>),
     /// Already stored before (redelivery, relay or retry).
     Duplicate,
     /// Refused: the class's share of the outbox is full (not acknowledged, retried later).
     Full(Class),
 }
+
+/// An outbox entry an ingest call added.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Added {
+    pub class: Class,
+    pub id: String,
+    /// The id its stream generated last before it: the uplink hands it over without reading
+    /// it back only when that is where it stands (`uplink::feed`).
+    pub prev: String,
+    /// The stored form (compact or full JSON), when it was stored as sent.
+    pub form: Option<String>,
+}
+
+/// The stored forms of one input's possible entries: the online presence first, then one per
+/// event, each with the class of the stream it goes to.
+type Forms = Vec<(Class, String)>;
 
 /// The Redis store.
 #[derive(Clone)]
@@ -160,6 +176,7 @@ impl Store {
         order: Option<&Order>,
     ) -> Result<Vec<Outcome>, StoreError> {
         for attempt in 0..2 {
+            let mut forms: Vec<Forms> = Vec::with_capacity(items.len());
             // One script call per chunk: the invocation and the budget reading are paid once
             // per chunk, not per input; chunks keep each script run short.
             let mut pipe = redis::pipe();
@@ -182,7 +199,7 @@ impl Store {
                     None => cmd.arg("").arg(0).arg(0),
                 };
                 for item in chunk {
-                    self.ingest_args(&mut cmd, item);
+                    forms.push(self.ingest_args(&mut cmd, item));
                 }
                 pipe.add_command(cmd);
             }
@@ -199,11 +216,12 @@ impl Store {
                 continue;
             }
             let mut out = Vec::with_capacity(items.len());
+            let mut forms = forms.into_iter();
             for r in replies {
                 match r? {
                     Value::Array(per_item) => {
                         for v in per_item {
-                            out.push(parse_outcome(Ok(v))?);
+                            out.push(parse_outcome(v, forms.next().unwrap_or_default())?);
                         }
                     }
                     Value::SimpleString(s) if s == "later" => return Err(StoreError::Later),
@@ -225,7 +243,8 @@ impl Store {
         ))
     }
 
-    fn ingest_args(&self, cmd: &mut redis::Cmd, item: &IngestItem) {
+    /// Appends `item`'s arguments to the script call; returns the stored forms it passed.
+    fn ingest_args(&self, cmd: &mut redis::Cmd, item: &IngestItem) -> Forms {
         let now = item.rx.timestamp_millis();
         let deadline = now + item.presence_timeout.as_millis() as i64;
         let online = Event {
@@ -249,9 +268,11 @@ impl Store {
                     .unwrap_or_default(),
             )
             .arg(if item.maybe_duplicate { "1" } else { "0" })
-            .arg(online)
+            .arg(&online)
             .arg(&item.topic)
             .arg(item.events.len());
+        let mut forms = Vec::with_capacity(item.events.len() + 1);
+        forms.push((Class::Presence, online));
         for e in &item.events {
             let class = match &e.body {
                 Body::Presence(p) if p.state == PresenceState::Offline => "presence-off",
@@ -265,14 +286,15 @@ impl Store {
                 Body::Presence(_) => None,
                 _ => compact::compact(&json, now),
             };
-            cmd.arg(class)
-                .arg(stored.as_deref().unwrap_or(&full))
-                .arg(&full);
+            let stored = stored.unwrap_or_else(|| full.clone());
+            cmd.arg(class).arg(&stored).arg(&full);
             match &e.body {
                 Body::Location(l) => cmd.arg(l.lon).arg(l.lat),
                 _ => cmd.arg("").arg(""),
             };
+            forms.push((e.body.class(), stored));
         }
+        forms
     }
 
     /// Adds `n` to the drop counter for `reason` (SPEC §6: every drop is counted by reason).
@@ -326,8 +348,8 @@ fn with_rx(json: &str, rx: DateTime<Utc>) -> String {
     s
 }
 
-fn parse_outcome(r: Result<Value, RedisError>) -> Result<Outcome, StoreError> {
-    let v = r?;
+/// One input's reply; `forms` are the stored forms its call passed ([`Store::ingest_args`]).
+fn parse_outcome(v: Value, mut forms: Forms) -> Result<Outcome, StoreError> {
     let Value::Array(items) = v else {
         return Err(StoreError::Reply(format!("{v:?}")));
     };
@@ -340,7 +362,31 @@ fn parse_outcome(r: Result<Value, RedisError>) -> Result<Outcome, StoreError> {
     };
     let tag = items.first().map(s).unwrap_or_default();
     match tag.as_str() {
-        "ok" => Ok(Outcome::Stored(items[1..].iter().map(s).collect())),
+        "ok" => {
+            let added = items[1..].chunks(3).map(|t| {
+                let [id, prev, k] = t else {
+                    return Err(StoreError::Reply(format!("ingest reply: {t:?}")));
+                };
+                let (class, form) = match k {
+                    Value::Int(k) if *k >= 0 && (*k as usize) < forms.len() => {
+                        let (class, form) = &mut forms[*k as usize];
+                        (*class, Some(std::mem::take(form)))
+                    }
+                    // Stored with "r" added (the stream was past the receive time).
+                    Value::Int(k) if *k < 0 && ((-*k - 1) as usize) < forms.len() => {
+                        (forms[(-*k - 1) as usize].0, None)
+                    }
+                    other => return Err(StoreError::Reply(format!("ingest reply: {other:?}"))),
+                };
+                Ok(Added {
+                    class,
+                    id: s(id),
+                    prev: s(prev),
+                    form,
+                })
+            });
+            Ok(Outcome::Stored(added.collect::<Result<_, _>>()?))
+        }
         "dup" => Ok(Outcome::Duplicate),
         "full" => {
             let c = items.get(1).map(s).unwrap_or_default();

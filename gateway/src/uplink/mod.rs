@@ -7,6 +7,7 @@
 //! wake-up, so one slow or lost region never holds back another's live traffic.
 
 mod cursor;
+pub mod feed;
 mod refused;
 mod session;
 pub mod window;
@@ -16,9 +17,9 @@ use crate::context::Context;
 use crate::store::Region;
 use crate::util::{backoff::Backoff, ratelimit::LogGate};
 use chrono::Utc;
+use feed::Tap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tracing::{info, warn};
 
 /// How a session ended.
@@ -42,16 +43,15 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     if let Err(e) = ctx.store.set_regions(&names).await {
         warn!(error = %e, "could not record the region list for status");
     }
-    let wakes: Vec<Arc<Notify>> = ups.iter().map(|_| Arc::new(Notify::new())).collect();
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, wake) in wakes.iter().enumerate() {
-        tasks.spawn(region(ctx.clone(), regions.clone(), i, wake.clone()));
+    for i in 0..ups.len() {
+        // Tapped here, before any session reads: nothing stored from now on goes unnoticed.
+        let tap = ctx.outbox.tap();
+        tasks.spawn(region(ctx.clone(), regions.clone(), i, tap));
     }
-    // Ingest wakes one waiter; every region needs the news.
     loop {
         tokio::select! {
             _ = ctx.token.cancelled() => break,
-            _ = ctx.outbox.notified() => wakes.iter().for_each(|w| w.notify_one()),
             r = tasks.join_next() => match r {
                 Some(Ok(Err(e))) => return Err(e),
                 Some(Err(e)) => anyhow::bail!("uplink region task: {e}"),
@@ -70,7 +70,7 @@ async fn region(
     ctx: Context,
     regions: Arc<Vec<Region>>,
     me: usize,
-    wake: Arc<Notify>,
+    tap: Arc<Tap>,
 ) -> anyhow::Result<()> {
     // Short: the hub coming back should be used within a second (issue 7 goal); a refused or
     // timed-out connect once a second is no load even on a metered link.
@@ -82,7 +82,8 @@ async fn region(
     let (cursors, writer) = cursor::CursorWriter::start(ctx.clone(), regions, me);
     loop {
         ctx.metrics.live.beat(crate::ops::Component::Uplink);
-        let end = session::run(&ctx, &u, me, &wake, &mut backoff, &cursors).await;
+        let end = session::run(&ctx, &u, me, &tap, &mut backoff, &cursors).await;
+        tap.listen(false);
         set_up(&ctx, &u.name, false).await;
         let reason = match end {
             Ok(End::Shutdown) => break,

@@ -5,6 +5,7 @@
 use super::Session;
 use crate::event::Class;
 use crate::store::OutboxEntry;
+use crate::uplink::feed::Taken;
 use crate::uplink::region_topic;
 use crate::uplink::window::{self, Batch};
 use outpost_proto::batch;
@@ -49,6 +50,7 @@ impl Session<'_> {
         if self.fill_blocked_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
+        self.fill_handed();
         while self.window.len() < self.sizing.size() && self.window.bytes() < window::MAX_BYTES {
             let Some(first) = Class::ALL
                 .into_iter()
@@ -58,6 +60,47 @@ impl Session<'_> {
             };
             if !self.pass(first).await {
                 return;
+            }
+        }
+    }
+
+    /// Publishes what ingest handed over (`uplink::feed`) without reading it back, class by
+    /// class in priority order, while every class before it is known to have nothing more in
+    /// Redis; a class whose held entries do not follow what was sent is read instead, and
+    /// nothing after it is taken before that read.
+    fn fill_handed(&mut self) {
+        for c in Class::ALL {
+            let i = c.index();
+            if !self.idle[i] {
+                return;
+            }
+            if self.held(c) || self.refusals.probing(c) {
+                // Paused or sent one at a time after a refusal: the pass's rules apply.
+                if self.tap.holds(c) {
+                    self.idle[i] = false;
+                }
+                continue;
+            }
+            let slots = self.sizing.size().saturating_sub(self.window.len());
+            if slots == 0 || self.window.bytes() >= window::MAX_BYTES {
+                return;
+            }
+            match self
+                .tap
+                .take(c, &self.sent[i], slots * self.u.batch_max_events)
+            {
+                Taken::Nothing => {}
+                Taken::Gap => {
+                    self.idle[i] = false;
+                    return;
+                }
+                Taken::Chain(entries) => {
+                    if !matches!(self.publish(c, &entries), Published::All) {
+                        // What was not published is read again from where `sent` stands.
+                        self.idle[i] = false;
+                        return;
+                    }
+                }
             }
         }
     }

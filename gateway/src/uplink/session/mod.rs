@@ -11,6 +11,7 @@
 mod fill;
 
 use super::cursor::CursorWriter;
+use super::feed::Tap;
 use super::refused::Refusals;
 use super::window::{self, Sizing, Window};
 use super::{region_topic, set_up, End};
@@ -26,7 +27,6 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop};
 use rumqttc::Outgoing;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 use tracing::{info, warn};
 
@@ -41,8 +41,8 @@ struct Session<'a> {
     u: &'a Uplink,
     /// Index of this region in `settings.uplinks` (0 also counts the process-wide totals).
     me: usize,
-    /// Woken when new entries are in the outbox.
-    wake: &'a Notify,
+    /// Wakes when new entries are in the outbox, and holds those ingest handed over.
+    tap: &'a Tap,
     client: AsyncClient,
     window: Window,
     /// How many batches may await PUBACK, from the measured round trip.
@@ -71,7 +71,7 @@ pub async fn run(
     ctx: &Context,
     u: &Uplink,
     me: usize,
-    wake: &Notify,
+    tap: &Tap,
     backoff: &mut Backoff,
     cursors: &CursorWriter,
 ) -> anyhow::Result<End> {
@@ -111,7 +111,7 @@ pub async fn run(
         ctx,
         u,
         me,
-        wake,
+        tap,
         client,
         window: Window::default(),
         sizing: Sizing::new(u.inflight),
@@ -126,6 +126,8 @@ pub async fn run(
         refusals: Refusals::default(),
         refused_log: LogGate::default(),
     };
+    // Held from before the first read on: what is stored meanwhile is read or handed over.
+    tap.listen(true);
     // The replay mark before the link is reported up: whatever is accepted once it is up is
     // live, not replay.
     s.load_cursors().await?;
@@ -169,7 +171,10 @@ impl Session<'_> {
             self.fill().await;
             tokio::select! {
                 _ = self.ctx.token.cancelled() => return Ok(self.shutdown(el).await),
-                _ = self.wake.notified() => self.idle = [false; Class::COUNT],
+                _ = self.tap.notified() => if self.tap.take_unknown() {
+                    // Added and not handed over: read every class again.
+                    self.idle = [false; Class::COUNT];
+                },
                 _ = tick.tick() => {
                     self.ctx.metrics.live.beat(crate::ops::Component::Uplink);
                     if let Some(since) = self.awaiting_since {
