@@ -49,15 +49,14 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
         let tap = ctx.outbox.tap();
         tasks.spawn(region(ctx.clone(), regions.clone(), i, tap));
     }
-    loop {
-        tokio::select! {
-            _ = ctx.token.cancelled() => break,
-            r = tasks.join_next() => match r {
-                Some(Ok(Err(e))) => return Err(e),
-                Some(Err(e)) => anyhow::bail!("uplink region task: {e}"),
-                _ => break,
-            },
-        }
+    // A region ends only on shutdown; one that fails ends the uplink with its error.
+    tokio::select! {
+        _ = ctx.token.cancelled() => {}
+        r = tasks.join_next() => match r {
+            Some(Ok(Err(e))) => return Err(e),
+            Some(Err(e)) => anyhow::bail!("uplink region task: {e}"),
+            _ => {}
+        },
     }
     while let Some(r) = tasks.join_next().await {
         r??;

@@ -71,13 +71,22 @@ impl Session<'_> {
     fn fill_handed(&mut self) {
         for c in Class::ALL {
             let i = c.index();
+            if self.held(c) {
+                // Refused by the broker, it waits and the others go on (as in a pass); what it
+                // holds is read once it may go again.
+                if self.tap.holds(c) {
+                    self.idle[i] = false;
+                }
+                continue;
+            }
             if !self.idle[i] {
                 return;
             }
-            if self.held(c) || self.refusals.probing(c) {
-                // Paused or sent one at a time after a refusal: the pass's rules apply.
+            if self.refusals.probing(c) {
+                // Sent one event at a time after a refusal: the pass does that.
                 if self.tap.holds(c) {
                     self.idle[i] = false;
+                    return;
                 }
                 continue;
             }
