@@ -4,14 +4,14 @@
 //! input is accepted atomically.
 
 mod budget;
-pub(crate) mod compact;
+mod compact;
 pub mod down;
 mod outbox;
 mod presence;
 mod regions;
 
 pub use budget::Thinned;
-pub use outbox::{next_id, parse_id, OutboxEntry};
+pub use outbox::{expand_entries, next_id, parse_id, OutboxEntry};
 pub use regions::{region_key, Region};
 
 use crate::event::{Body, Class, Event, Presence, PresenceState, TsSrc};

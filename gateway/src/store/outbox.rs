@@ -136,8 +136,7 @@ fn parse_entries(v: Value, class: Class) -> Result<Vec<OutboxEntry>, StoreError>
     let Value::Array(rows) = v else {
         return Err(bad(&v));
     };
-    let mut out = Vec::with_capacity(rows.len());
-    let mut expander = super::compact::Expander::default();
+    let mut stored = Vec::with_capacity(rows.len());
     for row in rows {
         let Value::Array(mut parts) = row else {
             return Err(bad(&row));
@@ -151,14 +150,28 @@ fn parse_entries(v: Value, class: Class) -> Result<Vec<OutboxEntry>, StoreError>
             Some(Value::BulkString(b)) => utf8(b),
             other => return Err(StoreError::Reply(format!("stream field: {other:?}"))),
         };
-        let id = utf8(id);
-        let ms = parse_id(&id).map_or(0, |(ms, _)| ms);
-        out.push(OutboxEntry {
-            json: expander.expand(json, class, ms),
-            id,
-        });
+        stored.push((utf8(id), json));
     }
-    Ok(out)
+    Ok(expand_entries(stored, class))
+}
+
+/// Entries of `class` as the uplink sends them, from their ids and stored forms (compact
+/// ones expanded, docs/redis-layout.md): what a read returns and what ingest hands over.
+pub fn expand_entries(
+    stored: impl IntoIterator<Item = (String, String)>,
+    class: Class,
+) -> Vec<OutboxEntry> {
+    let mut expander = super::compact::Expander::default();
+    stored
+        .into_iter()
+        .map(|(id, json)| {
+            let ms = parse_id(&id).map_or(0, |(ms, _)| ms);
+            OutboxEntry {
+                json: expander.expand(json, class, ms),
+                id,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

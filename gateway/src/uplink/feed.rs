@@ -12,7 +12,7 @@
 //! cannot skip an entry or send one twice.
 
 use crate::event::Class;
-use crate::store::{compact::Expander, parse_id, Added, OutboxEntry};
+use crate::store::{expand_entries, parse_id, Added, OutboxEntry};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::Notify;
@@ -167,25 +167,15 @@ impl Tap {
             Some(h) if h.prev != sent => return Taken::Gap,
             Some(_) => {}
         }
-        let mut out: Vec<OutboxEntry> = Vec::new();
-        let mut expander = Expander::default();
-        while out.len() < max {
-            let follows = match (q.front(), out.last()) {
-                (Some(h), Some(last)) => h.prev == last.id,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-            if !follows {
-                break;
-            }
+        let mut chain: Vec<(String, String)> = Vec::new();
+        while chain.len() < max
+            && q.front()
+                .is_some_and(|h| h.prev == chain.last().map_or(sent, |(id, _)| id.as_str()))
+        {
             let h = q.pop_front().expect("front exists");
-            let ms = parse_id(&h.id).map_or(0, |(ms, _)| ms);
-            out.push(OutboxEntry {
-                json: expander.expand(h.form, class, ms),
-                id: h.id,
-            });
+            chain.push((h.id, h.form));
         }
-        Taken::Chain(out)
+        Taken::Chain(expand_entries(chain, class))
     }
 }
 

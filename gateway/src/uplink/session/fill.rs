@@ -51,7 +51,7 @@ impl Session<'_> {
             return;
         }
         self.fill_handed();
-        while self.window.len() < self.sizing.size() && self.window.bytes() < window::MAX_BYTES {
+        while self.free_slots() > 0 {
             let Some(first) = Class::ALL
                 .into_iter()
                 .find(|c| !self.idle[c.index()] && !self.held(*c))
@@ -62,6 +62,15 @@ impl Session<'_> {
                 return;
             }
         }
+    }
+
+    /// Batches the window may take now: its size from the round trip, none once its bytes reach
+    /// the memory bound.
+    fn free_slots(&self) -> usize {
+        if self.window.bytes() >= window::MAX_BYTES {
+            return 0;
+        }
+        self.sizing.size().saturating_sub(self.window.len())
     }
 
     /// Publishes what ingest handed over (`uplink::feed`) without reading it back, class by
@@ -90,8 +99,8 @@ impl Session<'_> {
                 }
                 continue;
             }
-            let slots = self.sizing.size().saturating_sub(self.window.len());
-            if slots == 0 || self.window.bytes() >= window::MAX_BYTES {
+            let slots = self.free_slots();
+            if slots == 0 {
                 return;
             }
             match self
@@ -122,7 +131,7 @@ impl Session<'_> {
     /// queue refused a batch).
     async fn pass(&mut self, first: Class) -> bool {
         let per = self.u.batch_max_events;
-        let slots = (self.sizing.size() - self.window.len()).min(READ_BATCHES);
+        let slots = self.free_slots().min(READ_BATCHES);
         let held: Vec<bool> = Class::ALL.into_iter().map(|c| self.held(c)).collect();
         let probing: Vec<bool> = Class::ALL
             .into_iter()
