@@ -172,5 +172,53 @@ pub fn markdown(r: &[HubResult]) -> String {
             measured(x.redis_cpu_s, x.redis_cpu_per_100k()),
         );
     }
+    if let Some(q) = cluster_ratio(r) {
+        s += &format!(
+            "\n3-node cluster, 2 receivers against 1 (mean events/s of the runs in order 1, 2, 2, 1): **{q:.2}×**\n"
+        );
+    }
     s
+}
+
+/// The mean rate of the cluster runs with 2 receivers over that with 1, where both ran.
+pub(crate) fn cluster_ratio(r: &[HubResult]) -> Option<f64> {
+    let mean = |n: &str| {
+        let rates: Vec<f64> = r
+            .iter()
+            .filter(|x| x.name.contains(n) && x.name.ends_with("3-node cluster"))
+            .map(HubResult::rate)
+            .collect();
+        (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64)
+    };
+    Some(mean(" 2 receiver")? / mean(" 1 receiver")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(name: &str, secs: u64) -> HubResult {
+        HubResult {
+            name: name.into(),
+            events: 100_000,
+            elapsed: Duration::from_secs(secs),
+            cpu_s: 1.0,
+            redis_cpu_s: 1.0,
+            receivers: None,
+        }
+    }
+
+    #[test]
+    fn cluster_ratio_is_the_mean_of_two_receivers_over_one() {
+        let r = [
+            run("outpost-hub, 1 receiver(s), one Redis", 1),
+            run("outpost-hub, 1 receiver(s), 3-node cluster", 2),
+            run("outpost-hub, 2 receiver(s), 3-node cluster", 4),
+            run("outpost-hub, 2 receiver(s), 3-node cluster", 4),
+            run("outpost-hub, 1 receiver(s), 3-node cluster", 2),
+        ];
+        // 25k/s against 50k/s; the one-Redis run is not counted.
+        assert_eq!(cluster_ratio(&r), Some(0.5));
+        assert_eq!(cluster_ratio(&r[..2]), None);
+    }
 }
