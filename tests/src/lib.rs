@@ -84,6 +84,15 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local_addr").port()
 }
 
+/// `N` distinct loopback ports that were free a moment ago: all are held until all are
+/// chosen, so (unlike `N` calls of [`free_port`]) no two are the same.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("local_addr").port())
+}
+
 /// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held.
 ///
 /// The condition is checked once more at the deadline, so a zero timeout still checks once.

@@ -41,7 +41,8 @@ impl Broker {
         let etc = dir.path();
         std::fs::create_dir_all(etc.join("conf.d")).unwrap();
         std::fs::create_dir_all(etc.join("certs")).unwrap();
-        let ports = [free_port(), free_port(), free_port()];
+        // Distinct: three separate picks once gave one port twice (address in use).
+        let ports = outpost_system_tests::free_ports::<3>();
         let shipped = workspace_root().join("systemd");
         let conf = substitute(&read(&shipped.join("mosquitto-devices.conf")), etc, ports);
         std::fs::write(etc.join("conf.d/outpost-devices.conf"), conf).unwrap();
