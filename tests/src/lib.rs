@@ -80,8 +80,7 @@ pub use wire_tap::WireTap;
 /// The port is released before returning, so another process may grab it first; the server
 /// helpers therefore retry their start on a fresh port when binding fails.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
+    free_ports::<1>()[0]
 }
 
 /// `N` distinct loopback ports that were free a moment ago: all are held until all are

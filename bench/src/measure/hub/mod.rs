@@ -1,6 +1,6 @@
 //! Hub ingest (issue 10): `outpost-hub` storing a stream of batches, with 1 and 2 receivers on
-//! one Redis and on a 3-master Redis Cluster (there twice each, 1, 2, 2, 1), side by side with a bare
-//! `mosquitto_sub` of the same stream (what the broker delivers) and Redis' own pipelined
+//! one Redis and on a 3-master Redis Cluster (there in the order [`CLUSTER_ORDER`]), side by
+//! side with a bare `mosquitto_sub` of the same stream (what the broker delivers) and Redis' own pipelined
 //! `XADD` of the same events (what the store can take; before and after the hub's runs on the
 //! one Redis), in one run.
 //!
@@ -28,7 +28,7 @@ use report::{redis_cpu, redis_time, ReceiverTally};
 const GATEWAYS: usize = 20;
 const PER_BATCH: usize = 250;
 /// The receiver counts of the cluster runs, in order.
-const CLUSTER_ORDER: [usize; 4] = [1, 2, 2, 1];
+pub(crate) const CLUSTER_ORDER: [usize; 4] = [1, 2, 2, 1];
 
 /// A location event of `dev` as a gateway forwards it (§5), the `i`-th of a run, received at
 /// `rx`; positions walk around a small area so the geo index sees distinct points.
@@ -122,7 +122,8 @@ fn cpu(pids: &[u32]) -> f64 {
 fn hub_run(
     rt: &tokio::runtime::Runtime,
     name: &str,
-    (urls, prefix): (Vec<String>, &str),
+    urls: Vec<String>,
+    prefix: &str,
     receivers: usize,
     all: &[(String, Vec<u8>, usize)],
     conn: &mut dyn redis::ConnectionLike,
@@ -264,7 +265,8 @@ pub fn run(rt: &tokio::runtime::Runtime, events: u64) -> anyhow::Result<Vec<HubR
         out.push(hub_run(
             rt,
             &format!("outpost-hub, {n} receiver(s), one Redis"),
-            (vec![redis.url()], &format!("b{n}")),
+            vec![redis.url()],
+            &format!("b{n}"),
             n,
             &all,
             &mut conn,
@@ -287,7 +289,8 @@ pub fn run(rt: &tokio::runtime::Runtime, events: u64) -> anyhow::Result<Vec<HubR
         out.push(hub_run(
             rt,
             &format!("outpost-hub, {n} receiver(s), 3-node cluster"),
-            (cluster.urls(), &format!("c{k}")),
+            cluster.urls(),
+            &format!("c{k}"),
             n,
             &all,
             &mut cconn,

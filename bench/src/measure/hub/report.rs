@@ -174,7 +174,8 @@ pub fn markdown(r: &[HubResult]) -> String {
     }
     if let Some(q) = cluster_ratio(r) {
         s += &format!(
-            "\n3-node cluster, 2 receivers against 1 (mean events/s of the runs in order 1, 2, 2, 1): **{q:.2}×**\n"
+            "\n3-node cluster, 2 receivers against 1 (mean events/s of the runs in order {:?}): **{q:.2}×**\n",
+            super::CLUSTER_ORDER
         );
     }
     s
