@@ -117,7 +117,7 @@ impl Window {
     }
 
     /// rumqttc wrote the next publish with packet id `pkid` (same order as handed over).
-    pub fn assigned(&mut self, pkid: u16) {
+    pub fn assigned(&mut self, pkid: u16, at: Instant) {
         if let Some(Some(b)) = self.unassigned.pop_front() {
             let seq = self.per_class[b.class.index()]
                 .iter()
@@ -126,15 +126,17 @@ impl Window {
                 .map(|(s, _, _)| *s);
             if let Some(seq) = seq {
                 self.by_pkid.insert(pkid, (b.class, seq));
-                self.written_at.insert(pkid, Instant::now());
+                self.written_at.insert(pkid, at);
             }
         }
     }
 
-    /// Time since the tracked batch with packet id `pkid` was written (call on its PUBACK,
-    /// before [`Window::acked`]).
-    pub fn ack_latency(&mut self, pkid: u16) -> Option<Duration> {
-        self.written_at.remove(&pkid).map(|t| t.elapsed())
+    /// Time from the write of the tracked batch with packet id `pkid` to its PUBACK at `at`
+    /// (call on the PUBACK, before [`Window::acked`]).
+    pub fn ack_latency(&mut self, pkid: u16, at: Instant) -> Option<Duration> {
+        self.written_at
+            .remove(&pkid)
+            .map(|t| at.saturating_duration_since(t))
     }
 
     /// PUBACK for `pkid`. Returns the cursor advance it allows, if any:
@@ -210,9 +212,9 @@ mod tests {
         w.published(b(Class::Location, "1-1"));
         w.published_untracked();
         w.published(b(Class::Location, "1-3"));
-        w.assigned(10);
-        w.assigned(11);
-        w.assigned(12);
+        w.assigned(10, Instant::now());
+        w.assigned(11, Instant::now());
+        w.assigned(12, Instant::now());
         assert_eq!(w.len(), 2);
         assert_eq!(
             w.acked(12),
@@ -252,8 +254,8 @@ mod tests {
         let mut w = Window::default();
         w.published(b(Class::Location, "5-0"));
         w.published(b(Class::Alert, "6-0"));
-        w.assigned(1);
-        w.assigned(2);
+        w.assigned(1, Instant::now());
+        w.assigned(2, Instant::now());
         assert_eq!(w.acked(2), Some((Class::Alert, "6-0".into(), 2)));
         assert_eq!(w.acked(1), Some((Class::Location, "5-0".into(), 2)));
         assert_eq!(w.acked(1), None, "unknown pkid is ignored");
@@ -268,13 +270,13 @@ mod tests {
         w.published(b(Class::Location, "4-0"));
         w.published(b(Class::Location, "5-0"));
         for pkid in 1..=4 {
-            w.assigned(pkid);
+            w.assigned(pkid, Instant::now());
         }
         // 5-0 is still unassigned when 2-0 is refused.
         assert_eq!(w.refused(2), Some(Class::Location));
         assert_eq!(w.last_unacked_id(Class::Location), Some("1-0".into()));
         assert_eq!(w.len(), 2, "1-0 and the alert stay");
-        w.assigned(5);
+        w.assigned(5, Instant::now());
         assert_eq!(
             w.acked(4),
             None,
@@ -286,7 +288,7 @@ mod tests {
         assert!(w.is_empty());
         // Published again from 1-0: tracked as usual.
         w.published(b(Class::Location, "4-0"));
-        w.assigned(6);
+        w.assigned(6, Instant::now());
         assert_eq!(w.acked(6), Some((Class::Location, "4-0".into(), 2)));
         assert_eq!(w.refused(99), None, "unknown pkid");
     }
