@@ -2,8 +2,9 @@
 //! ingest with ~8,000 queued messages: the event loop waited on the worker while the worker's
 //! acknowledgements waited on the event loop). 20,000 messages queued in the persistent session
 //! while the gateway is down must all come through once it starts, exactly once, in order.
-//! (That is more than the gateway holds, 4,096 queued for the worker plus 4,096 held: on this
-//! machine it also sets inputs aside unacknowledged and reconnects for their redelivery.)
+//! The gateway holds 4,096 queued for the worker plus 16 MiB (`HELD_MAX_BYTES`); this test
+//! lowers the latter to 256 KiB, so the gateway also sets inputs aside unacknowledged and
+//! reconnects for their redelivery, and checks that it did.
 
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ const N: i64 = 20_000;
 
 #[test]
 fn twenty_thousand_queued_messages_all_come_through_once_in_order() {
+    // Inherited by the gateway (this file's only test).
+    std::env::set_var("OUTPOST_HELD_MAX_BYTES", (256 << 10).to_string());
     let rig = Rig::new().unwrap();
     let cfg = rig.config().mqtt("owntracks").batch_max_events(256);
     let mut gw = rig.start(&cfg).unwrap();
@@ -36,6 +39,11 @@ fn twenty_thousand_queued_messages_all_come_through_once_in_order() {
     let got = rig.hub.events_of("location");
     assert!(ok, "{} of {N} arrived; log:\n{}", got.len(), gw.log());
     assert_eq!(got.len() as i64, N, "exactly once");
+    let log = gw.log();
+    assert!(
+        log.contains("setting further inputs aside") && log.contains("caught up: reconnecting"),
+        "the burst did not take the set-aside path; log:\n{log}"
+    );
     for user in ["a", "b", "c", "d"] {
         let ts: Vec<&str> = got
             .iter()

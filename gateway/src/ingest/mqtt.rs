@@ -16,12 +16,29 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-/// Inputs waiting between the event loop and the worker. The broker bounds what is in flight
-/// to us (unacknowledged QoS 1), so this never fills in practice; if it does, the event loop
-/// waits (backpressure), it does not drop.
+/// Inputs waiting between the event loop and the worker; past it the event loop holds them
+/// (`overflow` in [`run`]): it never waits on the worker.
 const QUEUE: usize = 4096;
-/// Inputs held in the event loop beyond the worker queue before further ones are set aside.
-const HELD_MAX: usize = 4096;
+/// Memory (payload, topic and the struct) of the inputs held in the event loop beyond the
+/// worker queue before further ones are set aside. The device broker may send far more than its
+/// in-flight limit (mosquitto 2.0.11 in `outpost-bench sustained`: ~180,000 set aside per
+/// cycle), and each cycle of setting aside costs a reconnect and a redelivery: held to 4,096
+/// inputs, ingest past its rate fell from ~45k to 5–7k inputs/s; held to 16 MiB (~65,000
+/// OwnTracks inputs) it kept up at the 58k/s step (issue 16 goal 1). `OUTPOST_HELD_MAX_BYTES`
+/// overrides it, for tests of setting aside (`tests/tests/burst.rs`).
+const HELD_MAX_BYTES: usize = 16 << 20;
+
+fn held_max_bytes() -> usize {
+    std::env::var("OUTPOST_HELD_MAX_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(HELD_MAX_BYTES)
+}
+
+/// What holding `p` costs, for [`HELD_MAX_BYTES`].
+fn held_bytes(p: &Publish) -> usize {
+    p.payload.len() + p.topic.len() + std::mem::size_of::<Publish>()
+}
 /// Largest MQTT packet read from the device broker; bigger payloads are still read (and
 /// dropped as `too_large` by the decoder) so one oversized message cannot wedge the session.
 const MAX_INCOMING: usize = 64 * 1024 * 1024;
@@ -72,10 +89,11 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
     // Inputs the worker could not take yet. The event loop must never wait on the worker: the
     // worker's acknowledgements go out through this loop, so waiting here could deadlock both
     // (found by the backlog benchmark: a burst of ~8,000 queued messages wedged ingest).
-    // Bounded at HELD_MAX: past it, every further input is set aside unacknowledged ("shed")
+    // Bounded at HELD_MAX_BYTES: past it, every further input is set aside unacknowledged ("shed")
     // until the held ones are handed over; then we reconnect, and the broker redelivers what
     // was set aside, in order (what was already stored is recognised by its DUP flag and hash).
     let mut overflow: VecDeque<Publish> = VecDeque::new();
+    let (mut held, held_max) = (0usize, held_max_bytes()); // held_bytes() of `overflow`
     let (mut shed, mut reconnecting) = (0u64, false);
     let mut stopping = false;
     info!(broker = %format!("{}:{}", broker.host, broker.port), client_id = %broker.client_id, "connecting to device broker");
@@ -85,6 +103,7 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
             _ = wait_finished(&worker), if tx.is_none() => break,
             permit = reserve(&tx), if !overflow.is_empty() => {
                 if let (Ok(permit), Some(p)) = (permit, overflow.pop_front()) {
+                    held -= held_bytes(&p);
                     permit.send(p);
                 }
             }
@@ -98,14 +117,16 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     if let Some(tx) = &tx {
-                        if shed > 0 || overflow.len() >= HELD_MAX {
+                        if shed > 0 || held >= held_max {
                             if shed == 0 {
-                                warn!(held = overflow.len(), "device broker sends faster than Redis accepts; setting further inputs aside (unacknowledged) until we catch up");
+                                warn!(held = overflow.len(), held_bytes = held, "device broker sends faster than Redis accepts; setting further inputs aside (unacknowledged) until we catch up");
                             }
                             shed += 1;
                         } else if !overflow.is_empty() {
+                            held += held_bytes(&p);
                             overflow.push_back(p);
                         } else if let Err(mpsc::error::TrySendError::Full(p)) = tx.try_send(p) {
+                            held += held_bytes(&p);
                             overflow.push_back(p);
                         }
                     }
@@ -142,6 +163,7 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
             // them); keep polling so the worker's last acks go out.
             tx = None;
             overflow.clear();
+            held = 0;
         }
     }
     let _ = client.try_disconnect();
