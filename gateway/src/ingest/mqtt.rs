@@ -21,8 +21,10 @@ use tracing::{debug, info, warn};
 const QUEUE: usize = 4096;
 /// Memory (payload, topic and the struct) of the inputs held in the event loop beyond the
 /// worker queue before further ones are set aside. The device broker may send far more than its
-/// in-flight limit (mosquitto 2.0.11 in `outpost-bench sustained`: ~180,000 set aside per
-/// cycle), and each cycle of setting aside costs a reconnect and a redelivery: held to 4,096
+/// in-flight limit: mosquitto 2.0.11 with `max_inflight_messages 20` stops at 20 for a client
+/// that acknowledges nothing, but once it does, it sends on (its log, a 20,000-input burst:
+/// 8,000 outstanding after 420 PUBACKs; eclipse-mosquitto/mosquitto#2301 reports a bug in its
+/// quota on acknowledgements). Each cycle of setting aside costs a reconnect and a redelivery: held to 4,096
 /// inputs, ingest past its rate fell from ~45k to 5–7k inputs/s; held to 16 MiB (~65,000
 /// OwnTracks inputs) it kept up at the 58k/s step (issue 16 goal 1). `OUTPOST_HELD_MAX_BYTES`
 /// overrides it, for tests of setting aside (`tests/tests/burst.rs`).
