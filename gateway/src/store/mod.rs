@@ -1,7 +1,8 @@
 //! The local Redis: the durable outbox and the gateway's picture of its devices.
 //! Key layout: `docs/redis-layout.md`. One multiplexed connection (a redis-rs
 //! `ConnectionManager`, which reconnects by itself); writes are pipelined Lua scripts so each
-//! input is accepted atomically.
+//! input is accepted atomically. The uplink's drain pass reads on a second connection of its own
+//! (`raw`), parsed by hand.
 
 mod budget;
 mod compact;
@@ -9,6 +10,7 @@ pub mod down;
 mod ingest;
 mod outbox;
 mod presence;
+mod raw;
 mod regions;
 
 pub use budget::Thinned;
@@ -28,6 +30,9 @@ pub enum StoreError {
     Redis(#[from] RedisError),
     #[error("unexpected reply from redis: {0}")]
     Reply(String),
+    /// The drain pass's own connection (`raw`).
+    #[error("redis connection: {0}")]
+    Io(#[from] std::io::Error),
     /// An ordered call found the call before it missing (it failed and will be retried):
     /// nothing was done.
     #[error("an earlier ingest call has not landed yet")]
@@ -38,6 +43,8 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     conn: ConnectionManager,
+    /// The drain pass's read, on a connection of its own (`None` with TLS: then `conn`).
+    raw: Option<std::sync::Arc<raw::RawReader>>,
     prefix: String,
     max_events: u64,
     ingest: redis::Script,
@@ -58,6 +65,7 @@ impl Store {
         let conn = client.get_connection_manager_with_config(cfg).await?;
         let store = Store {
             conn,
+            raw: raw::RawReader::new(client.get_connection_info()).map(std::sync::Arc::new),
             prefix: prefix.to_string(),
             max_events,
             ingest: redis::Script::new(include_str!("ingest.lua")),
