@@ -24,10 +24,10 @@ const QUEUE: usize = 4096;
 /// in-flight limit: mosquitto 2.0.11 with `max_inflight_messages 20` stops at 20 for a client
 /// that acknowledges nothing, but once it does, it sends on (its log, a 20,000-input burst:
 /// 8,000 outstanding after 420 PUBACKs; eclipse-mosquitto/mosquitto#2301 reports a bug in its
-/// quota on acknowledgements). Each cycle of setting aside costs a reconnect and a redelivery: held to 4,096
-/// inputs, ingest past its rate fell from ~45k to 5–7k inputs/s; held to 16 MiB (~65,000
-/// OwnTracks inputs) it kept up at the 58k/s step (issue 16 goal 1). `OUTPOST_HELD_MAX_BYTES`
-/// overrides it, for tests of setting aside (`tests/tests/burst.rs`).
+/// quota on acknowledgements). Each cycle of setting aside costs a reconnect and a redelivery:
+/// held to 4,096 inputs, ingest past its rate fell from ~45k to 5–7k inputs/s; held to 16 MiB
+/// (~65,000 OwnTracks inputs) it kept up at the 58k/s step (issue 16 goal 1).
+/// `OUTPOST_HELD_MAX_BYTES` overrides it, for tests of setting aside (`tests/tests/burst.rs`).
 const HELD_MAX_BYTES: usize = 16 << 20;
 
 fn held_max_bytes() -> usize {

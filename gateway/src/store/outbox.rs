@@ -25,14 +25,17 @@ impl Store {
         parse_entries(v, class)
     }
 
+    /// What an `XRANGE` of up to `count` entries of `class` after `after` reads: the stream,
+    /// the first id (inclusive), the count.
+    fn xrange_args(&self, class: Class, after: &str, count: usize) -> super::raw::Read {
+        (self.key(&format!("outbox:{class}")), next_id(after), count)
+    }
+
     /// `XRANGE` of up to `count` entries of `class` after `after`.
     fn xrange_after(&self, class: Class, after: &str, count: usize) -> redis::Cmd {
+        let (key, start, count) = self.xrange_args(class, after, count);
         let mut c = redis::cmd("XRANGE");
-        c.arg(self.key(&format!("outbox:{class}")))
-            .arg(next_id(after))
-            .arg("+")
-            .arg("COUNT")
-            .arg(count);
+        c.arg(key).arg(start).arg("+").arg("COUNT").arg(count);
         c
     }
 
@@ -50,13 +53,7 @@ impl Store {
         if let Some(raw) = &self.raw {
             let xr: Vec<super::raw::Read> = reads
                 .iter()
-                .map(|(class, cursor, count)| {
-                    (
-                        self.key(&format!("outbox:{class}")),
-                        next_id(cursor),
-                        *count,
-                    )
-                })
+                .map(|(class, cursor, count)| self.xrange_args(*class, cursor, *count))
                 .collect();
             let rows = raw.xranges(&xr).await?;
             return Ok(reads
@@ -145,7 +142,7 @@ impl Store {
 }
 
 /// The bytes as text, without a copy when they are UTF-8 (ours always are).
-fn utf8(b: Vec<u8>) -> String {
+pub(super) fn utf8(b: Vec<u8>) -> String {
     String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 

@@ -161,12 +161,13 @@ async fn reply<R: AsyncBufRead + Unpin>(
             if array(r, &mut line).await? != 2 {
                 return Err(bad("stream entry shape"));
             }
-            let id = bulk(r, &mut line, &mut scratch).await?;
+            let id = bulk(r, &mut line, Vec::new()).await?;
             if array(r, &mut line).await? != 2 {
                 return Err(bad("stream entry has other than one field"));
             }
-            bulk(r, &mut line, &mut scratch).await?; // the field's name, `e`
-            let stored = bulk(r, &mut line, &mut scratch).await?;
+            // The field's name, `e`, read into a buffer kept for it.
+            scratch = bulk(r, &mut line, scratch).await?.into_bytes();
+            let stored = bulk(r, &mut line, Vec::new()).await?;
             entries.push((id, stored));
         }
         all.push(entries);
@@ -226,23 +227,21 @@ async fn array<R: AsyncBufRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Result<
     length(l, b'*')
 }
 
-/// A bulk string, as text (invalid UTF-8 replaced, as the redis-rs path does).
+/// A bulk string, read into `into` (its allocation reused), as text: invalid UTF-8 replaced,
+/// as on the redis-rs path (`outbox::utf8`).
 async fn bulk<R: AsyncBufRead + Unpin>(
     r: &mut R,
     buf: &mut Vec<u8>,
-    scratch: &mut Vec<u8>,
+    mut into: Vec<u8>,
 ) -> Result<String, StoreError> {
     let n = length(line(r, buf).await?, b'$')?;
-    scratch.resize(n + 2, 0);
-    r.read_exact(scratch).await?;
-    if !scratch.ends_with(b"\r\n") {
+    into.resize(n + 2, 0);
+    r.read_exact(&mut into).await?;
+    if !into.ends_with(b"\r\n") {
         return Err(bad("bulk string not ended by CRLF"));
     }
-    let b = &scratch[..n];
-    Ok(match std::str::from_utf8(b) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(b).into_owned(),
-    })
+    into.truncate(n);
+    Ok(super::outbox::utf8(into))
 }
 
 #[cfg(test)]
