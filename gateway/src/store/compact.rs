@@ -42,11 +42,11 @@ fn long(k: &str) -> Option<&'static str> {
 /// The compact form of `json` (an [`crate::event::Event::to_json`] object) received at
 /// `rx_ms`; `None` when it cannot be compacted (then store the full form).
 pub fn compact(json: &str, rx_ms: i64) -> Option<String> {
-    let fields = split(json)?;
     let (mut dev, mut ts, mut src) = (None, None, None);
     let mut out = String::with_capacity(json.len());
     let mut rest = String::with_capacity(json.len());
-    for (k, v) in fields {
+    for f in Members::new(json)? {
+        let (k, v) = f?;
         match k {
             "dev" => dev = Some(v),
             "class" => {}
@@ -106,7 +106,29 @@ impl Expander {
         if json.starts_with("{\"dev\"") {
             return json;
         }
-        expand_compact(self, &json, class, id_ms).unwrap_or(json)
+        let mut out = String::with_capacity(json.len() + 100);
+        if expand_compact(self, &mut out, &json, class, id_ms).is_some() {
+            out
+        } else {
+            json
+        }
+    }
+
+    /// [`Expander::expand`] of stored bytes read into a reused buffer: one allocation per
+    /// entry, the one it is sent from.
+    pub fn expand_bytes(&mut self, stored: &[u8], class: Class, id_ms: u64) -> String {
+        let Ok(json) = std::str::from_utf8(stored) else {
+            return String::from_utf8_lossy(stored).into_owned();
+        };
+        if json.starts_with("{\"dev\"") {
+            return json.to_string();
+        }
+        let mut out = String::with_capacity(json.len() + 100);
+        if expand_compact(self, &mut out, json, class, id_ms).is_some() {
+            out
+        } else {
+            json.to_string()
+        }
     }
 }
 
@@ -136,14 +158,32 @@ impl SecondCache {
     }
 }
 
-fn expand_compact(x: &mut Expander, json: &str, class: Class, id_ms: u64) -> Option<String> {
-    let fields = split(json)?;
-    let (mut dev, mut t, mut src, mut rx) = (None, None, "device", id_ms as i64);
-    let mut out = String::with_capacity(json.len() + 100);
-    let mut rest = String::with_capacity(json.len());
-    for (k, v) in fields {
+/// Writes the full form of compact `json` into `out` in one pass: `d` comes first in the
+/// compact form ([`compact`] writes it so), the class fields follow in their order, and `t`,
+/// `s`, `r` are only remembered for the end. `None` (with `out` half written) when it is not
+/// a compact entry.
+fn expand_compact(
+    x: &mut Expander,
+    out: &mut String,
+    json: &str,
+    class: Class,
+    id_ms: u64,
+) -> Option<()> {
+    let mut fields = Members::new(json)?;
+    let (k, dev) = fields.next()??;
+    if k != "d" {
+        return None;
+    }
+    let (mut t, mut src, mut rx) = (None, "device", id_ms as i64);
+    out.push_str("{\"dev\":");
+    out.push_str(dev);
+    out.push_str(",\"class\":\"");
+    out.push_str(class.as_str());
+    out.push('"');
+    for f in fields {
+        let (k, v) = f?;
         match k {
-            "d" => dev = Some(v),
+            "d" => return None,
             "t" => t = Some(v.parse::<i64>().ok()?),
             "s" => {
                 src = match v {
@@ -154,43 +194,47 @@ fn expand_compact(x: &mut Expander, json: &str, class: Class, id_ms: u64) -> Opt
             }
             "r" => rx = v.parse().ok()?,
             k => {
-                rest.push_str(",\"");
-                rest.push_str(long(k).unwrap_or(k));
-                rest.push_str("\":");
-                rest.push_str(v);
+                out.push_str(",\"");
+                out.push_str(long(k).unwrap_or(k));
+                out.push_str("\":");
+                out.push_str(v);
             }
         }
     }
-    out.push_str("{\"dev\":");
-    out.push_str(dev?);
-    out.push_str(",\"class\":\"");
-    out.push_str(class.as_str());
-    out.push('"');
-    out.push_str(&rest);
     out.push_str(",\"ts\":\"");
-    x.ts.push(&mut out, rx.checked_add(t?)?)?;
+    x.ts.push(out, rx.checked_add(t?)?)?;
     out.push_str("\",\"ts_src\":\"");
     out.push_str(src);
     out.push_str("\",\"rx\":\"");
-    x.rx.push(&mut out, rx)?;
+    x.rx.push(out, rx)?;
     out.push_str("\"}");
-    Some(out)
+    Some(())
 }
 
-/// The top-level members of a JSON object written by us: (key, raw value text), in order.
-/// Keys are taken as they are (ours never need escapes); values are skipped over by their
-/// syntax (strings with escapes, nested objects and arrays), not parsed.
-fn split(json: &str) -> Option<Vec<(&str, &str)>> {
-    let b = json.as_bytes();
-    let mut out = Vec::with_capacity(12);
-    let mut i = 1;
-    if b.first() != Some(&b'{') {
-        return None;
+/// The top-level members of a JSON object written by us, one at a time: (key, raw value
+/// text), in order. Keys are taken as they are (ours never need escapes); values are skipped
+/// over by their syntax (strings with escapes, nested objects and arrays), not parsed. An
+/// item is `None` where the object's syntax breaks (and nothing follows it).
+struct Members<'a> {
+    json: &'a str,
+    /// Where the next member's key starts; `None` once the object ended or broke.
+    at: Option<usize>,
+}
+
+impl<'a> Members<'a> {
+    fn new(json: &'a str) -> Option<Members<'a>> {
+        let b = json.as_bytes();
+        if b.first() != Some(&b'{') {
+            return None;
+        }
+        if b.get(1) == Some(&b'}') {
+            return (b.len() == 2).then_some(Members { json, at: None });
+        }
+        Some(Members { json, at: Some(1) })
     }
-    if b.get(1) == Some(&b'}') {
-        return (b.len() == 2).then_some(out);
-    }
-    loop {
+
+    fn member(&self, i: usize) -> Option<((&'a str, &'a str), Option<usize>)> {
+        let (json, b) = (self.json, self.json.as_bytes());
         if b.get(i) != Some(&b'"') {
             return None;
         }
@@ -201,12 +245,24 @@ fn split(json: &str) -> Option<Vec<(&str, &str)>> {
         }
         let v_start = k_end + 2;
         let v_end = skip_value(b, v_start)?;
-        out.push((key, &json[v_start..v_end]));
-        match b.get(v_end) {
-            Some(b',') => i = v_end + 1,
-            Some(b'}') if v_end + 1 == b.len() => return Some(out),
+        let next = match b.get(v_end) {
+            Some(b',') => Some(v_end + 1),
+            Some(b'}') if v_end + 1 == b.len() => None,
             _ => return None,
-        }
+        };
+        Some(((key, &json[v_start..v_end]), next))
+    }
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = Option<(&'a str, &'a str)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let i = self.at.take()?;
+        Some(self.member(i).map(|(m, next)| {
+            self.at = next;
+            m
+        }))
     }
 }
 

@@ -77,6 +77,12 @@ fn expands_to_exactly_the_stored_json() {
         assert!(c.len() < full.len(), "{c}");
         // rx from the id's milliseconds…
         assert_eq!(expand(c.clone(), e.class(), 1_764_616_265_123), full, "{c}");
+        // The read path's form: from the bytes as Redis sent them.
+        let mut x = Expander::default();
+        assert_eq!(
+            x.expand_bytes(c.as_bytes(), e.class(), 1_764_616_265_123),
+            full
+        );
         // …or from "r", which the ingest script adds when Redis picked the id.
         let with_r = format!("{},\"r\":1764616265123}}", &c[..c.len() - 1]);
         assert_eq!(expand(with_r, e.class(), 1_764_616_299_000), full);
@@ -97,9 +103,26 @@ fn a_bench_location_is_small() {
 fn full_form_and_garbage_pass_through() {
     let full = events()[0].to_stored_json(at(5));
     assert_eq!(expand(full.clone(), Class::Location, 7), full);
-    for bad in ["", "{", "{\"d\":", "{\"d\":\"x\",\"t\":\"no\"}", "not json"] {
+    // The last two: `d` not first, and twice (the compact form writes it first, once).
+    for bad in [
+        "",
+        "{",
+        "{\"d\":",
+        "{\"d\":\"x\",\"t\":\"no\"}",
+        "not json",
+        "{\"a\":1,\"d\":\"x\",\"t\":0}",
+        "{\"d\":\"x\",\"d\":\"y\",\"t\":0}",
+    ] {
         assert_eq!(expand(bad.to_string(), Class::Location, 7), bad);
+        let mut x = Expander::default();
+        assert_eq!(x.expand_bytes(bad.as_bytes(), Class::Location, 7), bad);
     }
+    // Bytes that are not UTF-8 are passed on with the bad bytes replaced, not dropped.
+    let mut x = Expander::default();
+    assert_eq!(
+        x.expand_bytes(b"{\"d\":\"\xff\",\"t\":0}", Class::Location, 7),
+        "{\"d\":\"\u{fffd}\",\"t\":0}"
+    );
 }
 
 #[test]

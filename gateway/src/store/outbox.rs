@@ -55,12 +55,17 @@ impl Store {
                 .iter()
                 .map(|(class, cursor, count)| self.xrange_args(*class, cursor, *count))
                 .collect();
-            let rows = raw.xranges(&xr).await?;
-            return Ok(reads
-                .iter()
-                .zip(rows)
-                .map(|((class, _, _), stored)| expand_entries(stored, *class))
-                .collect());
+            // Expanded as they are read: one allocation per entry (its full form).
+            let mut x = super::compact::Expander::default();
+            return raw
+                .xranges(&xr, |i, id, stored| {
+                    let ms = parse_id(&id).map_or(0, |(ms, _)| ms);
+                    OutboxEntry {
+                        json: x.expand_bytes(stored, reads[i].0, ms),
+                        id,
+                    }
+                })
+                .await;
         }
         let mut pipe = redis::pipe();
         pipe.atomic();

@@ -1,5 +1,5 @@
 //! The drain pass's read (`MULTI`, one `XRANGE` per class, `EXEC`) over a RESP2 connection of
-//! its own, its reply parsed by hand straight into (id, stored form) pairs.
+//! its own, its reply parsed by hand straight into the caller's rows (id, stored form bytes).
 //!
 //! Written by hand, for this one reply shape, because redis-rs parses every reply into its
 //! generic `Value` tree: each outbox entry becomes two arrays and three bulk strings, each
@@ -42,8 +42,13 @@ impl RawReader {
         }
     }
 
-    /// Per read, its entries as (id, stored form), all in one snapshot.
-    pub async fn xranges(&self, reads: &[Read]) -> Result<Vec<Vec<(String, String)>>, StoreError> {
+    /// Per read, its entries, all in one snapshot: `row(read index, id, stored form)` of each,
+    /// the stored form's bytes in a buffer reused from entry to entry.
+    pub async fn xranges<T>(
+        &self,
+        reads: &[Read],
+        row: impl FnMut(usize, String, &[u8]) -> T + Send,
+    ) -> Result<Vec<Vec<T>>, StoreError> {
         let mut slot = self.conn.lock().await;
         // The connection is taken out for the exchange and put back only after a whole reply
         // was read: after a failure, a timeout or a caller that stopped waiting it is dropped,
@@ -56,7 +61,7 @@ impl RawReader {
             };
             c.write_all(&request(reads)).await?;
             c.flush().await?;
-            let rows = reply(&mut c, reads.len()).await?;
+            let rows = reply(&mut c, reads.len(), row).await?;
             Ok::<_, StoreError>((c, rows))
         })
         .await
@@ -139,11 +144,13 @@ fn request(reads: &[Read]) -> Vec<u8> {
 }
 
 /// The replies to [`request`]: `+OK`, `+QUEUED` per read, then `EXEC`'s array of `XRANGE`
-/// replies, each an array of [id, [field, value]] (we write one field per entry).
-async fn reply<R: AsyncBufRead + Unpin>(
+/// replies, each an array of [id, [field, value]] (we write one field per entry), each entry
+/// given to `row`.
+async fn reply<R: AsyncBufRead + Unpin, T>(
     r: &mut R,
     n: usize,
-) -> Result<Vec<Vec<(String, String)>>, StoreError> {
+    mut row: impl FnMut(usize, String, &[u8]) -> T,
+) -> Result<Vec<Vec<T>>, StoreError> {
     let mut line = Vec::with_capacity(64);
     let mut scratch = Vec::new();
     simple(r, &mut line, b"OK").await?;
@@ -154,21 +161,23 @@ async fn reply<R: AsyncBufRead + Unpin>(
         return Err(bad("EXEC reply is not one reply per read"));
     }
     let mut all = Vec::with_capacity(n);
-    for _ in 0..n {
+    for read in 0..n {
         let rows = array(r, &mut line).await?;
         let mut entries = Vec::with_capacity(rows);
         for _ in 0..rows {
             if array(r, &mut line).await? != 2 {
                 return Err(bad("stream entry shape"));
             }
-            let id = bulk(r, &mut line, Vec::new()).await?;
+            let mut id = Vec::new();
+            bulk(r, &mut line, &mut id).await?;
+            let id = super::outbox::utf8(id);
             if array(r, &mut line).await? != 2 {
                 return Err(bad("stream entry has other than one field"));
             }
-            // The field's name, `e`, read into a buffer kept for it.
-            scratch = bulk(r, &mut line, scratch).await?.into_bytes();
-            let stored = bulk(r, &mut line, Vec::new()).await?;
-            entries.push((id, stored));
+            // The field's name, `e`, then its value, each read into the buffer kept for them.
+            bulk(r, &mut line, &mut scratch).await?;
+            bulk(r, &mut line, &mut scratch).await?;
+            entries.push(row(read, id, &scratch));
         }
         all.push(entries);
     }
@@ -227,21 +236,20 @@ async fn array<R: AsyncBufRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Result<
     length(l, b'*')
 }
 
-/// A bulk string, read into `into` (its allocation reused), as text: invalid UTF-8 replaced,
-/// as on the redis-rs path (`outbox::utf8`).
+/// A bulk string, read into `into` (its allocation reused).
 async fn bulk<R: AsyncBufRead + Unpin>(
     r: &mut R,
     buf: &mut Vec<u8>,
-    mut into: Vec<u8>,
-) -> Result<String, StoreError> {
+    into: &mut Vec<u8>,
+) -> Result<(), StoreError> {
     let n = length(line(r, buf).await?, b'$')?;
     into.resize(n + 2, 0);
-    r.read_exact(&mut into).await?;
+    r.read_exact(into).await?;
     if !into.ends_with(b"\r\n") {
         return Err(bad("bulk string not ended by CRLF"));
     }
     into.truncate(n);
-    Ok(super::outbox::utf8(into))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -256,7 +264,10 @@ mod tests {
 
     async fn parse(bytes: &[u8], n: usize) -> Result<Vec<Vec<(String, String)>>, StoreError> {
         let mut r = tokio::io::BufReader::new(bytes);
-        reply(&mut r, n).await
+        reply(&mut r, n, |_, id, stored| {
+            (id, String::from_utf8(stored.to_vec()).unwrap())
+        })
+        .await
     }
 
     #[test]
