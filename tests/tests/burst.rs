@@ -4,7 +4,10 @@
 //! while the gateway is down must all come through once it starts, exactly once, in order.
 //! The gateway holds 4,096 queued for the worker plus 16 MiB (`HELD_MAX_BYTES`); this test
 //! lowers the latter to 256 KiB, so the gateway also sets inputs aside unacknowledged and
-//! reconnects for their redelivery, and checks that it did.
+//! reconnects for their redelivery, and checks that it did. It failed 1 run in 6 (20,226 and
+//! 20,512 events) while the gateway reconnected before the worker's last acknowledgements were
+//! queued (rumqttc drops those queued after a disconnect): on failure it names the inputs
+//! stored twice.
 
 use std::time::Duration;
 
@@ -38,8 +41,24 @@ fn twenty_thousand_queued_messages_all_come_through_once_in_order() {
     );
     let got = rig.hub.events_of("location");
     assert!(ok, "{} of {N} arrived; log:\n{}", got.len(), gw.log());
-    assert_eq!(got.len() as i64, N, "exactly once");
     let log = gw.log();
+    if got.len() as i64 != N {
+        // Which inputs came twice, and when the gateway stored each copy.
+        let mut seen = std::collections::HashMap::<(String, String), Vec<String>>::new();
+        for e in &got {
+            let key = (e["dev"].to_string(), e["ts"].to_string());
+            seen.entry(key).or_default().push(e["rx"].to_string());
+        }
+        let twice: Vec<_> = seen
+            .iter()
+            .filter(|(_, rx)| rx.len() > 1)
+            .take(20)
+            .collect();
+        panic!(
+            "{} events for {N} inputs, not exactly once; some twice (dev, ts): rx: {twice:?}\nlog:\n{log}",
+            got.len()
+        );
+    }
     assert!(
         log.contains("setting further inputs aside") && log.contains("caught up: reconnecting"),
         "the burst did not take the set-aside path; log:\n{log}"

@@ -18,6 +18,7 @@ use rumqttc::{AsyncClient, Publish, QoS};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -39,11 +40,18 @@ const BATCH: usize = 512;
 /// process whose caches had gone cold (issue 16 goal 5: ~200 µs of CPU an input).
 const LINGER: Duration = Duration::from_millis(50);
 
+/// Inputs handed to the worker and not yet answered: acknowledged (the ack in the request
+/// channel), dropped, or refused for lack of room. The device broker source reconnects to have
+/// what it set aside redelivered only when this is zero (`mqtt::run`).
+pub(super) type InHand = Arc<AtomicUsize>;
+
 /// One input awaiting storage: its publish (acknowledged once every item is stored) and the
 /// items not yet stored (none: acknowledged as it is, e.g. dropped as bad input).
 struct Input {
     publish: Publish,
     items: Vec<IngestItem>,
+    /// Still counted in [`InHand`] (until its first answer; a refused input retried is not).
+    in_hand: bool,
 }
 
 type Stored = (Vec<IngestItem>, Result<Vec<Outcome>, StoreError>);
@@ -100,6 +108,7 @@ struct Worker {
     flights: VecDeque<Flight>,
     waiting: Waiting,
     refused: VecDeque<Input>,
+    in_hand: InHand,
     gate: LogGate,
     /// Names this worker's sequence of ordered store calls; `last` = the last number used.
     order_key: String,
@@ -113,6 +122,7 @@ pub(super) async fn worker(
     client: AsyncClient,
     routes: Arc<Vec<Route>>,
     mut rx: mpsc::Receiver<Publish>,
+    in_hand: InHand,
 ) {
     let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
     let mut w = Worker {
@@ -122,6 +132,7 @@ pub(super) async fn worker(
         flights: VecDeque::new(),
         waiting: Waiting::default(),
         refused: VecDeque::new(),
+        in_hand,
         gate: LogGate::default(),
         order_key: format!("{}-{nanos:x}", std::process::id()),
         last: 0,
@@ -208,6 +219,7 @@ impl Worker {
                     inputs.push(Input {
                         publish: p,
                         items: d.items,
+                        in_hand: true,
                     })
                 }
                 Err(reason) => {
@@ -219,6 +231,7 @@ impl Worker {
                     inputs.push(Input {
                         publish: p,
                         items: Vec::new(),
+                        in_hand: true,
                     });
                 }
             }
@@ -333,8 +346,11 @@ impl Worker {
                 _ => false,
             });
             if input.items.is_empty() {
-                to_ack.push(input.publish);
+                to_ack.push((input.publish, input.in_hand));
             } else {
+                if std::mem::take(&mut input.in_hand) {
+                    self.in_hand.fetch_sub(1, Ordering::SeqCst);
+                }
                 self.refused.push_back(input);
             }
         }
@@ -344,9 +360,13 @@ impl Worker {
         if let Err(e) = self.ctx.store.set_device_names(&f.names).await {
             debug!(error = %e, "could not record device names in redis");
         }
-        for p in to_ack {
+        for (p, in_hand) in to_ack {
             if p.qos != QoS::AtMostOnce {
                 let _ = self.client.ack(&p).await;
+            }
+            // After the ack is queued: a disconnect asked for from now on goes out behind it.
+            if in_hand {
+                self.in_hand.fetch_sub(1, Ordering::SeqCst);
             }
         }
     }
@@ -360,6 +380,7 @@ mod tests {
         Input {
             publish: Publish::new("t", QoS::AtLeastOnce, "{}"),
             items: Vec::new(),
+            in_hand: false,
         }
     }
 
