@@ -53,22 +53,13 @@ impl Results {
     pub fn markdown(&self) -> String {
         let mut t = String::new();
         let _ = writeln!(t, "{}\n", self.header);
-        let _ = writeln!(
-            t,
-            "| measure | Outpost | Mosquitto bridge | ratio | goal | |"
-        );
-        let _ = writeln!(t, "|---|---|---|---|---|---|");
-        self.drain_rows(&mut t);
-        self.sustained_rows(&mut t);
-        self.latency_rows(&mut t);
-        self.footprint_rows(&mut t);
-        if let Some(g) = &self.generator {
-            let _ = writeln!(
-                t,
-                "| load generator alone (4 connections → bare broker, {} msgs) | | | | context: {} | |",
-                g.published,
-                rate(g.rate())
-            );
+        let gateway = !(self.drain.is_empty()
+            && self.sustained.is_empty()
+            && self.latency.is_empty()
+            && self.footprint.is_empty()
+            && self.generator.is_none());
+        if gateway {
+            self.gateway_table(&mut t);
         }
         if let Some(n) = &self.nmea {
             let _ = writeln!(
@@ -77,6 +68,27 @@ impl Results {
             );
         }
         t
+    }
+
+    /// The gateway measures' table (none when only the hub or NMEA measures ran).
+    fn gateway_table(&self, t: &mut String) {
+        let _ = writeln!(
+            t,
+            "| measure | Outpost | Mosquitto bridge | ratio | goal | |"
+        );
+        let _ = writeln!(t, "|---|---|---|---|---|---|");
+        self.drain_rows(t);
+        self.sustained_rows(t);
+        self.latency_rows(t);
+        self.footprint_rows(t);
+        if let Some(g) = &self.generator {
+            let _ = writeln!(
+                t,
+                "| load generator alone (4 connections → bare broker, {} msgs) | | | | context: {} | |",
+                g.published,
+                rate(g.rate())
+            );
+        }
     }
 
     fn drain_rows(&self, t: &mut String) {
