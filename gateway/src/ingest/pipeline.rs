@@ -42,8 +42,42 @@ const LINGER: Duration = Duration::from_millis(50);
 
 /// Inputs handed to the worker and not yet answered: acknowledged (the ack in the request
 /// channel), dropped, or refused for lack of room. The device broker source reconnects to have
-/// what it set aside redelivered only when this is zero (`mqtt::run`).
-pub(super) type InHand = Arc<AtomicUsize>;
+/// what it set aside redelivered only when there are none (`mqtt::run`).
+#[derive(Default)]
+pub(super) struct InHand {
+    n: AtomicUsize,
+    /// Signalled when the count falls to zero.
+    zero: tokio::sync::Notify,
+}
+
+impl InHand {
+    /// One more is handed over (counted before it is sent, so its answer cannot come first).
+    pub fn handed(&self) {
+        self.n.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// One counted by [`InHand::handed`] was not sent after all.
+    pub fn taken_back(&self) {
+        self.n.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// One was answered.
+    fn answer(&self) {
+        if self.n.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.zero.notify_one();
+        }
+    }
+
+    /// Whether every input handed over has been answered.
+    pub fn none(&self) -> bool {
+        self.n.load(Ordering::SeqCst) == 0
+    }
+
+    /// Resolves after the count last fell to zero (at once if it did since the last call).
+    pub async fn answered(&self) {
+        self.zero.notified().await
+    }
+}
 
 /// One input awaiting storage: its publish (acknowledged once every item is stored) and the
 /// items not yet stored (none: acknowledged as it is, e.g. dropped as bad input).
@@ -108,7 +142,7 @@ struct Worker {
     flights: VecDeque<Flight>,
     waiting: Waiting,
     refused: VecDeque<Input>,
-    in_hand: InHand,
+    in_hand: Arc<InHand>,
     gate: LogGate,
     /// Names this worker's sequence of ordered store calls; `last` = the last number used.
     order_key: String,
@@ -122,7 +156,7 @@ pub(super) async fn worker(
     client: AsyncClient,
     routes: Arc<Vec<Route>>,
     mut rx: mpsc::Receiver<Publish>,
-    in_hand: InHand,
+    in_hand: Arc<InHand>,
 ) {
     let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
     let mut w = Worker {
@@ -349,7 +383,7 @@ impl Worker {
                 to_ack.push((input.publish, input.in_hand));
             } else {
                 if std::mem::take(&mut input.in_hand) {
-                    self.in_hand.fetch_sub(1, Ordering::SeqCst);
+                    self.in_hand.answer();
                 }
                 self.refused.push_back(input);
             }
@@ -366,7 +400,7 @@ impl Worker {
             }
             // After the ack is queued: a disconnect asked for from now on goes out behind it.
             if in_hand {
-                self.in_hand.fetch_sub(1, Ordering::SeqCst);
+                self.in_hand.answer();
             }
         }
     }
