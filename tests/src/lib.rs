@@ -30,6 +30,7 @@
 //! channels, so test bodies can be plain `#[test]` functions (or `#[tokio::test]`: nothing here
 //! calls `block_on` on the caller's thread).
 
+pub mod burst;
 pub mod config;
 pub mod dedup;
 pub mod device;

@@ -14,8 +14,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use outpost_system_tests::{Rig, TcpProxy};
-use serde_json::json;
+use outpost_system_tests::{burst, Rig, TcpProxy};
 
 const N: i64 = 20_000;
 
@@ -32,14 +31,7 @@ fn cuts_of_the_device_link_under_a_burst_store_every_input_once_in_order() {
     let mut gw = rig.start(&cfg).unwrap();
     assert!(gw.terminate().unwrap().success());
     let dev = rig.device("burst").unwrap();
-    let msgs: Vec<(String, String)> = (0..N)
-        .map(|i| {
-            let user = ["a", "b", "c", "d"][(i % 4) as usize];
-            let p = json!({"_type": "location", "lat": 45.0 + i as f64 * 1e-6, "lon": 7.0, "tst": 1_700_000_000 + i});
-            (format!("owntracks/burst/{user}"), p.to_string())
-        })
-        .collect();
-    dev.publish_many_qos1(msgs).unwrap();
+    dev.publish_many_qos1(burst::messages(N)).unwrap();
     gw.restart().unwrap();
     // Cut while the burst comes in, eight times (the gateway reconnects within its backoff).
     for wait in [300, 250, 250, 250, 250, 250, 250, 250] {
@@ -48,60 +40,11 @@ fn cuts_of_the_device_link_under_a_burst_store_every_input_once_in_order() {
         std::thread::sleep(Duration::from_millis(150));
         link.pass();
     }
-    // Every input, counted once however often it was stored (copies must not hide a loss).
-    let distinct = |h: &outpost_system_tests::Hub| {
-        let evs = h.events_of("location");
-        let keys: std::collections::HashSet<String> = evs
-            .iter()
-            .map(|e| format!("{}|{}", e["dev"], e["ts"]))
-            .collect();
-        keys.len() as i64
-    };
-    let ok = rig
-        .hub
-        .wait_for(|h| distinct(h) >= N, Duration::from_secs(180));
-    std::thread::sleep(Duration::from_secs(2));
-    let got = rig.hub.events_of("location");
+    let got = burst::arrived(&rig.hub, N, || gw.log());
     let log = gw.log();
-    assert!(
-        ok,
-        "{} of {N} inputs arrived; log:\n{log}",
-        distinct(&rig.hub)
-    );
-    // Per input (device, ts): the (id, rx) of each copy stored.
-    let mut seen = std::collections::HashMap::<(String, String), Vec<(String, String)>>::new();
-    for e in &got {
-        seen.entry((e["dev"].to_string(), e["ts"].to_string()))
-            .or_default()
-            .push((e["id"].to_string(), e["rx"].to_string()));
-    }
-    let mut twice: Vec<_> = seen.iter().filter(|(_, c)| c.len() > 1).collect();
-    twice.sort();
-    assert_eq!(
-        got.len() as i64,
-        N,
-        "not exactly once: {} distinct inputs, {} stored more than once, e.g. {:?}\nlog:\n{log}",
-        seen.len(),
-        twice.len(),
-        &twice[..twice.len().min(12)]
-    );
+    burst::assert_once_in_order(&got, N, &log);
     assert!(
         log.contains("device broker connection failed"),
         "the cuts did not reach the gateway; log:\n{log}"
     );
-    for user in ["a", "b", "c", "d"] {
-        let mine: Vec<&serde_json::Value> = got
-            .iter()
-            .filter(|e| e["dev"] == format!("burst-{user}"))
-            .collect();
-        assert_eq!(mine.len() as i64, N / 4);
-        let back = mine
-            .windows(2)
-            .position(|w| w[0]["ts"].as_str() >= w[1]["ts"].as_str());
-        assert!(
-            back.is_none(),
-            "per-device order: burst-{user} at {back:?}: {:?}\nlog:\n{log}",
-            back.map(|i| &mine[i.saturating_sub(2)..(i + 4).min(mine.len())])
-        );
-    }
 }
