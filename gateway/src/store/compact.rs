@@ -103,15 +103,7 @@ pub struct Expander {
 impl Expander {
     /// [`expand`], reusing what the entries before formatted.
     pub fn expand(&mut self, json: String, class: Class, id_ms: u64) -> String {
-        if json.starts_with("{\"dev\"") {
-            return json;
-        }
-        let mut out = String::with_capacity(json.len() + 100);
-        if expand_compact(self, &mut out, &json, class, id_ms).is_some() {
-            out
-        } else {
-            json
-        }
+        self.full(&json, class, id_ms).unwrap_or(json)
     }
 
     /// [`Expander::expand`] of stored bytes read into a reused buffer: one allocation per
@@ -120,15 +112,19 @@ impl Expander {
         let Ok(json) = std::str::from_utf8(stored) else {
             return String::from_utf8_lossy(stored).into_owned();
         };
+        self.full(json, class, id_ms)
+            .unwrap_or_else(|| json.to_string())
+    }
+
+    /// The full form of a compact entry; `None` for one that is full already or does not
+    /// parse (passed on as it is).
+    fn full(&mut self, json: &str, class: Class, id_ms: u64) -> Option<String> {
         if json.starts_with("{\"dev\"") {
-            return json.to_string();
+            return None;
         }
         let mut out = String::with_capacity(json.len() + 100);
-        if expand_compact(self, &mut out, json, class, id_ms).is_some() {
-            out
-        } else {
-            json.to_string()
-        }
+        expand_compact(self, &mut out, json, class, id_ms)?;
+        Some(out)
     }
 }
 
