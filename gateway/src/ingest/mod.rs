@@ -2,6 +2,7 @@
 //! [`accept`] writes them to the store. An input is acknowledged to its source only once the
 //! store has accepted it (SPEC §6).
 
+mod in_hand;
 pub mod lines;
 pub mod meshtastic_serial;
 pub mod mqtt;

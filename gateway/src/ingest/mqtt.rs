@@ -79,8 +79,8 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
     let (client, mut eventloop) = AsyncClient::new(opts, QUEUE);
     let (tx, rx) = mpsc::channel::<Publish>(QUEUE);
     let routes = Arc::new(routes);
-    // Inputs handed to the worker and not yet answered (see `pipeline::InHand`).
-    let in_hand = Arc::new(super::pipeline::InHand::default());
+    // Inputs handed to the worker and not yet answered (see `in_hand::InHand`).
+    let in_hand = Arc::new(super::in_hand::InHand::default());
     let worker = tokio::spawn(super::pipeline::worker(
         ctx.clone(),
         client.clone(),

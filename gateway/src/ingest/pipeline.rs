@@ -9,6 +9,7 @@
 //! the previous pipeline landed ([`Order`]), so one that fails cannot be overtaken; it and all
 //! behind it are retried in order, one at a time, as duplicates-aware retries.
 
+use super::in_hand::InHand;
 use super::mqtt::{decode, Route};
 use crate::context::Context;
 use crate::event::Class;
@@ -18,7 +19,6 @@ use rumqttc::{AsyncClient, Publish, QoS};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -39,45 +39,6 @@ const BATCH: usize = 512;
 /// script call, an fsync, an uplink batch and its PUBACK of its own, each a wake-up of a
 /// process whose caches had gone cold (issue 16 goal 5: ~200 µs of CPU an input).
 const LINGER: Duration = Duration::from_millis(50);
-
-/// Inputs handed to the worker and not yet answered: acknowledged (the ack in the request
-/// channel), dropped, or refused for lack of room. The device broker source reconnects to have
-/// what it set aside redelivered only when there are none (`mqtt::run`).
-#[derive(Default)]
-pub(super) struct InHand {
-    n: AtomicUsize,
-    /// Signalled when the count falls to zero.
-    zero: tokio::sync::Notify,
-}
-
-impl InHand {
-    /// One more is handed over (counted before it is sent, so its answer cannot come first).
-    pub fn handed(&self) {
-        self.n.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// One counted by [`InHand::handed`] was not sent after all.
-    pub fn taken_back(&self) {
-        self.n.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// One was answered.
-    fn answer(&self) {
-        if self.n.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.zero.notify_one();
-        }
-    }
-
-    /// Whether every input handed over has been answered.
-    pub fn none(&self) -> bool {
-        self.n.load(Ordering::SeqCst) == 0
-    }
-
-    /// Resolves after the count last fell to zero (at once if it did since the last call).
-    pub async fn answered(&self) {
-        self.zero.notified().await
-    }
-}
 
 /// One input awaiting storage: its publish (acknowledged once every item is stored) and the
 /// items not yet stored (none: acknowledged as it is, e.g. dropped as bad input).
@@ -407,37 +368,5 @@ impl Worker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn input() -> Input {
-        Input {
-            publish: Publish::new("t", QoS::AtLeastOnce, "{}"),
-            items: Vec::new(),
-            in_hand: false,
-        }
-    }
-
-    #[test]
-    fn inputs_linger_unless_enough_wait_one_is_urgent_or_the_oldest_waited_long_enough() {
-        // Arrived "later than now": has not waited at all, whatever the clock does meanwhile.
-        let fresh = Some(Instant::now() + Duration::from_secs(3600));
-        let mut w = Waiting {
-            since: fresh,
-            ..Default::default()
-        };
-        w.inputs.push(input());
-        assert!(!w.ripe(), "one fresh input lingers");
-        w.urgent = true;
-        assert!(w.ripe(), "an alert or a message does not wait");
-        w.urgent = false;
-        w.inputs.extend((1..OVERLAP_MIN).map(|_| input()));
-        assert!(w.ripe(), "{OVERLAP_MIN} waiting go at once");
-        let aged = Waiting {
-            inputs: vec![input()],
-            since: Instant::now().checked_sub(LINGER),
-            ..Default::default()
-        };
-        assert!(aged.ripe(), "the oldest waited {LINGER:?}");
-    }
-}
+#[path = "pipeline_tests.rs"]
+mod tests;
