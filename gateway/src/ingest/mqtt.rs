@@ -314,10 +314,11 @@ pub(super) fn decode(routes: &[Route], p: &Publish) -> Result<DecodedInput, Drop
             }
         }
     }
-    // Distinct hashes per device item, so a redelivery check is per item.
+    // Distinct hashes and slots per device item, so a redelivery check is per item.
     for (n, i) in out.iter_mut().enumerate().skip(1) {
         i.input_hash = Some(hash.wrapping_add(n as u64));
         i.dedup_key = i.dedup_key.as_ref().map(|k| format!("{k}:{n}"));
+        i.slot = i.slot.as_ref().map(|s| format!("{s}.{n}"));
     }
     Ok(DecodedInput {
         items: out,
@@ -343,6 +344,8 @@ fn item(
         dedup_key: dedup.clone(),
         input_hash: Some(hash),
         maybe_duplicate: p.dup,
+        // QoS 0 inputs have no packet id (0), and are never redelivered.
+        slot: (p.pkid != 0).then(|| p.pkid.to_string()),
         rx,
         topic: p.topic.clone(),
     }

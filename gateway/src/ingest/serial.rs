@@ -162,6 +162,7 @@ impl DeviceState {
             dedup_key: None,
             input_hash: Some(hash),
             maybe_duplicate: false,
+            slot: None,
             rx,
             topic: String::new(),
         }

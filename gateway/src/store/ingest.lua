@@ -5,7 +5,8 @@
 --   6 order key ('' = unordered), 7 the order number that must have landed before ('0' = none),
 --   8 this call's order number; then per input: dev, now_ms, presence deadline_ms, profile,
 --   dedup key ('' = none), input hash ('' = none), check recent ('1' = may be a redelivery or a
---   retry), online presence json, topic ('' = serial; kept for the downlink), n events, then 5
+--   retry), online presence json, topic ('' = serial; kept for the downlink), slot (the device
+--   broker's packet id, '' = none: IngestItem::slot in ingest.rs), n events, then 5
 --   per event: class ('presence-off' for a device going offline), stream json (the compact form,
 --   docs/redis-layout.md), latest-state json (the full §5 object with rx), lon, lat.
 -- Returns one reply per input: {'ok', (id, prev, k)...} | {'dup'} | {'full', class}, or 'later' (nothing
@@ -24,6 +25,7 @@ if okey ~= '' then
   redis.call('SET', okey, onum, 'EX', 86400)
 end
 local recent = p .. ':ingest:recent'
+local slots = p .. ':ingest:slots'
 local stats = p .. ':stats'
 local classes = {'alert', 'message', 'receipt', 'presence', 'status', 'location'}
 local lens, total, accepted = {}, 0, {}
@@ -92,7 +94,8 @@ end
 
 -- Per device, what the call changes; written once at the end.
 local devs, order = {}, {}
-local hashes, pending = {}, {}
+-- Hashes stored by this call: for the recent list, and by slot (slot, hash, ... for HSET).
+local hashes, pending, slotted, taken = {}, {}, {}, {}
 local function device(dev)
   local d = devs[dev]
   if not d then
@@ -107,11 +110,19 @@ end
 local function accept(a)
   local dev, now, deadline, profile = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local dkey, h, check, online = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
-  local topic = ARGV[a + 8]
-  local n = tonumber(ARGV[a + 9])
-  local ev = a + 10
-  if h ~= '' and check == '1' and (pending[h] or redis.call('LPOS', recent, h)) then
-    return {'dup'}
+  local topic, slot = ARGV[a + 8], ARGV[a + 9]
+  local n = tonumber(ARGV[a + 10])
+  local ev = a + 11
+  if h ~= '' and check == '1' then
+    -- A redelivery comes back under its packet id, which the broker has not given to another
+    -- input since (however late it comes); the recent list covers inputs stored before slots
+    -- were kept, and those without one.
+    if slot ~= '' and (taken[slot] or redis.call('HGET', slots, slot)) == h then
+      return {'dup'}
+    end
+    if pending[h] or redis.call('LPOS', recent, h) then
+      return {'dup'}
+    end
   end
   -- Only look at the decoder identity here: claiming it before the budget check would make a
   -- refused input look like a duplicate when retried, and it would be acknowledged and lost.
@@ -126,7 +137,11 @@ local function accept(a)
   if dkey ~= '' then
     redis.call('SET', dedup, '1', 'EX', dttl)
   end
-  if h ~= '' then
+  if h ~= '' and slot ~= '' then
+    taken[slot] = h
+    table.insert(slotted, slot)
+    table.insert(slotted, h)
+  elseif h ~= '' then
     pending[h] = true
     table.insert(hashes, h)
   end
@@ -176,7 +191,7 @@ local replies = {}
 local a = 9
 for _ = 1, tonumber(ARGV[5]) do
   table.insert(replies, accept(a))
-  a = a + 10 + 5 * tonumber(ARGV[a + 9])
+  a = a + 11 + 5 * tonumber(ARGV[a + 10])
 end
 
 -- The call's writes, batched: one HSET per device, one ZADD/ZREM, GEOADD, SADD, LPUSH and
@@ -207,6 +222,7 @@ if #zadd > 0 then redis.call('ZADD', p .. ':presence:deadline', unpack(zadd)) en
 if #zrem > 0 then redis.call('ZREM', p .. ':presence:deadline', unpack(zrem)) end
 if #geo > 0 then redis.call('GEOADD', p .. ':geo', unpack(geo)) end
 if #new > 0 then redis.call('SADD', p .. ':devices', unpack(new)) end
+if #slotted > 0 then redis.call('HSET', slots, unpack(slotted)) end
 if #hashes > 0 then
   redis.call('LPUSH', recent, unpack(hashes))
   redis.call('LTRIM', recent, 0, cap - 1)

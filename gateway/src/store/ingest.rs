@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use redis::{RedisError, Value};
 use std::time::Duration;
 
-/// How many recent input hashes are kept to recognise redeliveries (more than any broker's
-/// in-flight window to one client; mosquitto's default is 20).
+/// How many recent input hashes are kept to recognise our own retries, and redeliveries of
+/// inputs without a slot ([`IngestItem::slot`]).
 pub const RECENT_CAP: usize = 8192;
 /// How long a decoder dedup key (e.g. a Meshtastic packet id) is remembered.
 pub const DEDUP_TTL_S: u64 = 3600;
@@ -40,6 +40,13 @@ pub struct IngestItem {
     pub input_hash: Option<u64>,
     /// Check `input_hash` against recent inputs (MQTT DUP flag, or a retried write).
     pub maybe_duplicate: bool,
+    /// Where the device broker's session keeps this input: its MQTT packet id (`<id>.<n>` for
+    /// the n-th device item of one input, past the first); `None` off MQTT and at QoS 0.
+    /// A broker redelivers an unacknowledged input under its original packet id and gives the
+    /// id to another input only once our acknowledgement has reached it (MQTT 3.1.1 §2.3.1,
+    /// §4.4), so the store's record of the input last stored under each id recognises a
+    /// redelivery however many inputs came in between (`<p>:ingest:slots`).
+    pub slot: Option<String>,
     pub rx: DateTime<Utc>,
     /// The MQTT topic the input came on (empty for serial): the downlink answers on it
     /// (e.g. the Meshtastic gateway node, the OwnTracks `<user>/<device>`).
@@ -116,7 +123,7 @@ impl Store {
                     None => cmd.arg("").arg(0).arg(0),
                 };
                 for item in chunk {
-                    forms.push(self.ingest_args(&mut cmd, item));
+                    forms.push(self.ingest_args(&mut cmd, item, attempt > 0));
                 }
                 pipe.add_command(cmd);
             }
@@ -128,7 +135,8 @@ impl Store {
                     .any(|r| matches!(r, Err(e) if e.code() == Some("NOSCRIPT")))
             {
                 // Redis restarted and lost its script cache. Nothing ran for a NOSCRIPT chunk,
-                // and chunks that did run are recognised as duplicates on the second pass.
+                // and chunks that did run are recognised as duplicates on the second pass (every
+                // input is checked then).
                 self.load_scripts().await?;
                 continue;
             }
@@ -161,7 +169,8 @@ impl Store {
     }
 
     /// Appends `item`'s arguments to the script call; returns the stored forms it passed.
-    fn ingest_args(&self, cmd: &mut redis::Cmd, item: &IngestItem) -> Forms {
+    /// `retry`: the call repeats one that may have stored part of it (checked as a redelivery).
+    fn ingest_args(&self, cmd: &mut redis::Cmd, item: &IngestItem, retry: bool) -> Forms {
         let now = item.rx.timestamp_millis();
         let deadline = now + item.presence_timeout.as_millis() as i64;
         let online = Event {
@@ -174,6 +183,7 @@ impl Store {
             ts_src: TsSrc::Gateway,
         }
         .to_stored_json(item.rx);
+        let check = item.maybe_duplicate || retry;
         cmd.arg(&item.dev)
             .arg(now)
             .arg(deadline)
@@ -184,9 +194,10 @@ impl Store {
                     .map(|h| format!("{h:016x}"))
                     .unwrap_or_default(),
             )
-            .arg(if item.maybe_duplicate { "1" } else { "0" })
+            .arg(if check { "1" } else { "0" })
             .arg(&online)
             .arg(&item.topic)
+            .arg(item.slot.as_deref().unwrap_or(""))
             .arg(item.events.len());
         let mut forms = Vec::with_capacity(item.events.len() + 1);
         forms.push((Class::Presence, online));

@@ -281,6 +281,7 @@ mod tests {
             dedup_key: None,
             input_hash: None,
             maybe_duplicate: false,
+            slot: None,
             rx: Utc::now(),
             topic: String::new(),
         }

@@ -94,6 +94,7 @@ fn item_of(ctx: &Context, ib: &Inbound, self_uid: &str) -> Option<IngestItem> {
         dedup_key: Some(dedup),
         input_hash: None,
         maybe_duplicate: false,
+        slot: None,
         rx: Utc::now(),
         // Not an MQTT input: the downlink has no topic to answer on.
         topic: String::new(),

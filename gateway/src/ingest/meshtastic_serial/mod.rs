@@ -248,6 +248,7 @@ impl Session<'_> {
                 dedup_key: d.dedup_key.clone(),
                 input_hash: Some(hash),
                 maybe_duplicate: false,
+                slot: None,
                 rx: Utc::now(),
                 // A serial radio has no MQTT topic (the downlink reaches it over the port).
                 topic: String::new(),
