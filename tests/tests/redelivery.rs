@@ -38,31 +38,50 @@ fn input(dev: &str, hash: u64, slot: Option<&str>, dup: bool) -> IngestItem {
     }
 }
 
-fn store(redis: &RedisServer, rt: &tokio::runtime::Runtime) -> Store {
-    // A budget far above what the tests store, so nothing is refused as full.
-    rt.block_on(Store::connect(&redis.url(), "t", 10_000_000))
-        .expect("store connects")
+/// A store on a private `redis-server` of its own, driven from the test's thread.
+struct Fresh {
+    _redis: RedisServer,
+    rt: tokio::runtime::Runtime,
+    store: Store,
 }
 
-fn ingest(rt: &tokio::runtime::Runtime, s: &Store, items: &[IngestItem]) -> Vec<Outcome> {
-    rt.block_on(s.ingest(items)).expect("ingest")
-}
+impl Fresh {
+    fn new() -> Fresh {
+        let redis = RedisServer::new().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // A budget far above what the tests store, so nothing is refused as full.
+        let store = rt
+            .block_on(Store::connect(&redis.url(), "t", 10_000_000))
+            .expect("store connects");
+        Fresh {
+            _redis: redis,
+            rt,
+            store,
+        }
+    }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    fn ingest(&self, items: &[IngestItem]) -> Vec<Outcome> {
+        self.rt.block_on(self.store.ingest(items)).expect("ingest")
+    }
+
+    /// Ingests `item` alone; whether it was stored (else: panics unless a duplicate).
+    fn stored(&self, item: &IngestItem) -> bool {
+        match &self.ingest(std::slice::from_ref(item))[..] {
+            [Outcome::Stored(_)] => true,
+            [Outcome::Duplicate] => false,
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[test]
 fn a_redelivery_behind_more_inputs_than_the_recent_list_holds_is_stored_once() {
-    let redis = RedisServer::new().unwrap();
-    let rt = runtime();
-    let s = store(&redis, &rt);
+    let s = Fresh::new();
     let first = input("phone-a", 0xa11ce, Some("7"), false);
-    let out = ingest(&rt, &s, std::slice::from_ref(&first));
-    assert!(matches!(out[0], Outcome::Stored(_)), "{out:?}");
+    assert!(s.stored(&first));
 
     // More inputs than the recent-hash list keeps, under other packet ids (the broker does not
     // reuse 7 while the first input is unacknowledged).
@@ -73,62 +92,46 @@ fn a_redelivery_behind_more_inputs_than_the_recent_list_holds_is_stored_once() {
         })
         .collect();
     for chunk in others.chunks(1024) {
-        let out = ingest(&rt, &s, chunk);
+        let out = s.ingest(chunk);
         assert!(out.iter().all(|o| matches!(o, Outcome::Stored(_))));
     }
 
     let mut again = first.clone();
     again.maybe_duplicate = true;
-    let out = ingest(&rt, &s, &[again]);
-    assert_eq!(
-        out,
-        vec![Outcome::Duplicate],
-        "the redelivery was stored again"
-    );
+    assert!(!s.stored(&again), "the redelivery was stored again");
 }
 
 #[test]
 fn a_packet_id_given_to_a_new_input_is_not_taken_for_a_redelivery() {
-    let redis = RedisServer::new().unwrap();
-    let rt = runtime();
-    let s = store(&redis, &rt);
-    let a = input("phone-a", 0xaaaa, Some("42"), false);
-    assert!(matches!(ingest(&rt, &s, &[a])[0], Outcome::Stored(_)));
+    let s = Fresh::new();
+    assert!(s.stored(&input("phone-a", 0xaaaa, Some("42"), false)));
 
     // Acknowledged; the broker gives 42 to the next input, which it must redeliver (with DUP)
     // if the gateway set it aside: it was never stored, so it is stored now.
     let b = input("phone-a", 0xbbbb, Some("42"), true);
-    let out = ingest(&rt, &s, std::slice::from_ref(&b));
-    assert!(matches!(out[0], Outcome::Stored(_)), "{out:?}");
+    assert!(s.stored(&b));
     // Its own redelivery is recognised.
-    assert_eq!(ingest(&rt, &s, &[b]), vec![Outcome::Duplicate]);
+    assert!(!s.stored(&b));
 }
 
 #[test]
 fn a_redelivery_in_the_same_call_as_its_original_is_stored_once() {
-    let redis = RedisServer::new().unwrap();
-    let rt = runtime();
-    let s = store(&redis, &rt);
+    let s = Fresh::new();
     let a = input("phone-a", 0xc0ffee, Some("3"), false);
     let mut copy = a.clone();
     copy.maybe_duplicate = true;
-    let out = ingest(&rt, &s, &[a, copy]);
+    let out = s.ingest(&[a, copy]);
     assert!(matches!(out[0], Outcome::Stored(_)), "{out:?}");
     assert_eq!(out[1], Outcome::Duplicate);
 }
 
 #[test]
 fn inputs_without_a_packet_id_are_still_recognised_by_the_recent_list() {
-    let redis = RedisServer::new().unwrap();
-    let rt = runtime();
-    let s = store(&redis, &rt);
+    let s = Fresh::new();
     // A serial input, or a retry of our own after a lost Redis reply.
     let a = input("gps-1", 0x5e71a1, None, false);
-    assert!(matches!(
-        ingest(&rt, &s, std::slice::from_ref(&a))[0],
-        Outcome::Stored(_)
-    ));
+    assert!(s.stored(&a));
     let mut retry = a;
     retry.maybe_duplicate = true;
-    assert_eq!(ingest(&rt, &s, &[retry]), vec![Outcome::Duplicate]);
+    assert!(!s.stored(&retry));
 }
