@@ -7,7 +7,7 @@
 
 use super::accept::{accept_payload, Accepted, Profiles};
 use crate::context::Context;
-use crate::util::{backoff::Backoff, ratelimit::LogGate};
+use crate::util::{backoff::Backoff, ratelimit::LogGate, stale::take_stale_publishes};
 use chrono::Utc;
 use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
 use std::sync::Arc;
@@ -29,11 +29,12 @@ pub async fn run(ctx: Context, profiles: Arc<Profiles>) -> anyhow::Result<()> {
         .set_manual_acks(true)
         .set_max_packet_size(64 * 1024, 64 * 1024);
     let (client, mut el) = AsyncClient::new(opts, QUEUE);
-    let (tx, rx) = mpsc::channel::<Publish>(QUEUE);
+    // Each message with whether to acknowledge it once stored.
+    let (tx, rx) = mpsc::channel::<(Publish, bool)>(QUEUE);
     let worker = tokio::spawn(worker(ctx.clone(), client.clone(), profiles, rx));
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut gate = LogGate::default();
-    loop {
+    'session: loop {
         let ev = tokio::select! {
             _ = ctx.token.cancelled() => break,
             ev = el.poll() => ev,
@@ -45,12 +46,23 @@ pub async fn run(ctx: Context, profiles: Arc<Profiles>) -> anyhow::Result<()> {
                 let _ = client.try_subscribe(&topic, QoS::AtLeastOnce);
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if tx.send(p).await.is_err() {
+                if tx.send((p, true)).await.is_err() {
                     break;
                 }
             }
             Ok(_) => {}
             Err(e) => {
+                // Messages read on the failed connection (`util::stale`) are stored but not
+                // acknowledged: the broker of this persistent session redelivers each under its
+                // packet id, and that copy, recognised by its msg_id, is acknowledged. An
+                // acknowledgement of these sent on the new connection could fall on another
+                // message given the packet id since; one dropped here would be lost if the
+                // broker had lost the session.
+                for p in take_stale_publishes(&mut el) {
+                    if tx.send((p, false)).await.is_err() {
+                        break 'session;
+                    }
+                }
                 let delay = backoff.next_delay();
                 if let Some(s) = gate.check("down-hub") {
                     warn!(error = %e, retry_in = ?delay, suppressed = s, "downlink: hub connection failed; retrying");
@@ -73,10 +85,10 @@ async fn worker(
     ctx: Context,
     client: AsyncClient,
     profiles: Arc<Profiles>,
-    mut rx: mpsc::Receiver<Publish>,
+    mut rx: mpsc::Receiver<(Publish, bool)>,
 ) {
     let mut gate = LogGate::default();
-    while let Some(p) = rx.recv().await {
+    while let Some((p, ack)) = rx.recv().await {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
             match accept_payload(&ctx.store, &profiles, &p.payload, Utc::now()).await {
@@ -97,7 +109,9 @@ async fn worker(
                 }
             }
         }
-        let _ = client.ack(&p).await;
+        if ack {
+            let _ = client.ack(&p).await;
+        }
     }
 }
 

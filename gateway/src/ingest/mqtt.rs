@@ -7,7 +7,7 @@ use crate::config::{Broker, MqttSource};
 use crate::context::Context;
 use crate::decode::MqttDecoder;
 use crate::store::IngestItem;
-use crate::util::{backoff::Backoff, input_hash, ratelimit::LogGate};
+use crate::util::{backoff::Backoff, input_hash, ratelimit::LogGate, stale::take_stale_publishes};
 use chrono::Utc;
 use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
 use std::collections::VecDeque;
@@ -148,14 +148,12 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    // Inputs rumqttc read in the batch that ended with the error are still in its
-                    // event queue (`EventLoop::clean` leaves `state.events`), and it would hand
-                    // them over after the next CONNACK, when nothing is set aside any more: taken
-                    // then, they overtook the inputs set aside before them on this connection
-                    // (`tests/tests/burst_cut.rs`, mosquitto's log: packet id 8,160 stored right
-                    // behind 7,516, and 7,517-8,159 2.8 s later). None of them is acknowledged,
-                    // so the broker redelivers each, in order.
-                    let stale = drop_stale_publishes(&mut eventloop);
+                    // Inputs read on the failed connection would come after the next CONNACK,
+                    // when nothing is set aside any more, and overtake those set aside before
+                    // them (`util::stale`; `tests/tests/burst_cut.rs`, mosquitto's log: packet
+                    // id 8,160 stored right behind 7,516, and 7,517-8,159 2.8 s later). None of
+                    // them is acknowledged: the broker redelivers each, in order.
+                    let stale = take_stale_publishes(&mut eventloop).len();
                     if stale > 0 {
                         info!(inputs = stale, "inputs read before the connection failed are left to the broker's redelivery");
                     }
@@ -216,15 +214,6 @@ pub async fn run(ctx: Context, broker: Broker, routes: Vec<Route>) -> anyhow::Re
     let _ = worker.await;
     info!("device broker source stopped");
     Ok(())
-}
-
-/// Drops the incoming publishes rumqttc read before its connection failed and still holds
-/// (it hands its queued events out before reading the next connection); returns how many.
-fn drop_stale_publishes(eventloop: &mut rumqttc::EventLoop) -> usize {
-    let events = &mut eventloop.state.events;
-    let before = events.len();
-    events.retain(|e| !matches!(e, Event::Incoming(Packet::Publish(_))));
-    before - events.len()
 }
 
 /// The event loop turned: a heartbeat for the watchdog (`ops::health`); passes `ev` through.

@@ -1,7 +1,9 @@
-//! Small shared pieces: reconnect backoff, rate-limited logging, stable hashing.
+//! Small shared pieces: reconnect backoff, rate-limited logging, stable hashing, publishes
+//! left from a failed MQTT connection.
 
 pub mod backoff;
 pub mod ratelimit;
+pub mod stale;
 
 /// FNV-1a 64 over `parts` (with a separator), a stable hash of an input for redelivery
 /// detection. Hand-written: 6 lines, and std's hasher is not guaranteed stable across releases.
