@@ -15,8 +15,8 @@
 //! packet ids in order and the gateway acknowledging packet id 8,160 right behind 7,516: rumqttc
 //! keeps the publishes it read in the batch that ended with the connection error and hands them
 //! out after the next CONNACK, when nothing is set aside any more. The device source now drops
-//! them (`drop_stale_publishes`) and the broker redelivers them in order: 25 of 25 runs passed,
-//! 4 of them with such publishes dropped.
+//! them (`outpost::util::stale`) and the broker redelivers them in order: 40 of 40 runs passed
+//! (4 of the first 25 with such publishes dropped).
 
 use std::net::SocketAddr;
 use std::time::Duration;
