@@ -38,7 +38,8 @@ pub struct IngestItem {
     pub dedup_key: Option<String>,
     /// Identity of the raw input, to recognise a broker redelivery or our own retry.
     pub input_hash: Option<u64>,
-    /// Check `input_hash` against recent inputs (MQTT DUP flag, or a retried write).
+    /// Check `input_hash` against the input last stored under `slot` and against recent
+    /// inputs (MQTT DUP flag, or a retried write).
     pub maybe_duplicate: bool,
     /// Where the device broker's session keeps this input: its MQTT packet id (`<id>.<n>` for
     /// the n-th device item of one input, past the first); `None` off MQTT and at QoS 0.

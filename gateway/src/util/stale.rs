@@ -15,17 +15,16 @@ use std::collections::VecDeque;
 /// Takes the incoming publishes still queued in `el` (call it when `poll` returned an error);
 /// other queued events stay.
 pub fn take_stale_publishes(el: &mut EventLoop) -> Vec<Publish> {
-    let (stale, rest): (VecDeque<Event>, VecDeque<Event>) = std::mem::take(&mut el.state.events)
-        .into_iter()
-        .partition(|e| matches!(e, Event::Incoming(Packet::Publish(_))));
+    let mut stale = Vec::new();
+    let mut rest = VecDeque::new();
+    for e in std::mem::take(&mut el.state.events) {
+        match e {
+            Event::Incoming(Packet::Publish(p)) => stale.push(p),
+            other => rest.push_back(other),
+        }
+    }
     el.state.events = rest;
     stale
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Incoming(Packet::Publish(p)) => Some(p),
-            _ => None,
-        })
-        .collect()
 }
 
 #[cfg(test)]
