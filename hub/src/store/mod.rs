@@ -13,7 +13,7 @@ pub mod latest;
 pub mod messages;
 pub mod query;
 
-pub use conn::Conn;
+pub use conn::{Conn, Conns};
 
 use crate::config::RedisSettings;
 use chrono::{DateTime, Utc};
@@ -36,7 +36,7 @@ pub struct StoreError(#[from] pub redis::RedisError);
 /// The hub's Redis.
 #[derive(Clone)]
 pub struct Store {
-    conn: Conn,
+    conns: Conns,
     /// A Redis Cluster: a script call's keys must share one slot.
     cluster: bool,
     keys: Keys,
@@ -64,7 +64,7 @@ impl Store {
     /// Connects (once; the caller retries).
     pub async fn connect(s: &RedisSettings) -> Result<Store, StoreError> {
         Ok(Store {
-            conn: Conn::connect(s).await?,
+            conns: Conns::connect(s).await?,
             cluster: s.cluster,
             keys: Keys::new(&s.prefix),
             retention_ms: s.retention.as_millis() as i64,
@@ -78,9 +78,9 @@ impl Store {
         &self.keys
     }
 
-    /// A connection handle (clones share one multiplexed connection).
+    /// A connection handle: the next of the store's connections ([`Conns`]).
     pub fn conn(&self) -> Conn {
-        self.conn.clone()
+        self.conns.next()
     }
 
     /// `EVALSHA` of `script` with `nkeys` keys, its keys and arguments still to be added: built
