@@ -2,6 +2,7 @@
 //! clone, and reconnect by themselves; every query in the hub goes through [`Conn`].
 
 use crate::config::RedisSettings;
+use futures_util::future::try_join_all;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
@@ -30,11 +31,10 @@ pub struct Conns {
 
 impl Conns {
     /// Opens every connection (once; the caller retries).
+    /// They are opened at once: one after another, a Redis over TLS or a cluster (each
+    /// connection learns the slot map) would cost eight handshakes in a row at start-up.
     pub async fn connect(s: &RedisSettings) -> redis::RedisResult<Conns> {
-        let mut all = Vec::with_capacity(CONNECTIONS);
-        for _ in 0..CONNECTIONS {
-            all.push(Conn::connect(s).await?);
-        }
+        let all = try_join_all((0..CONNECTIONS).map(|_| Conn::connect(s))).await?;
         Ok(Conns {
             all: all.into(),
             next: Arc::default(),
